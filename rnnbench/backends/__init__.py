@@ -1,0 +1,36 @@
+"""Registry of backends: the CLI, the grid and the dashboard list the same names.
+
+Backends are imported lazily, so listing or validating names never imports
+TenSEAL or ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from rnnbench.backends.base import Backend, InvalidParams, Prepared, Unsupported
+
+# name -> "module:attribute" of a Backend instance.
+_REGISTRY: dict[str, str] = {
+    "float": "rnnbench.backends.float32:BACKEND",
+    "torch": "rnnbench.backends.pytorch:BACKEND",
+    "onnxruntime": "rnnbench.backends.onnxrt:BACKEND",
+}
+
+
+def names() -> list[str]:
+    """Backend names, in a stable order."""
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Backend:
+    """The backend called ``name``; ``KeyError`` lists the valid names."""
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown backend {name!r}; valid backends: {', '.join(names())}") from None
+    module, attribute = target.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+__all__ = ["Backend", "InvalidParams", "Prepared", "Unsupported", "get", "names"]

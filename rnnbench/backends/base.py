@@ -1,0 +1,75 @@
+"""The one small interface every way of executing a cell implements.
+
+A backend turns a cell's :class:`~rnnbench.cells.Weights` into a :class:`Prepared`
+executable once (quantize, compile, generate keys: timed separately), then the
+runner times ``Prepared.run`` on batches of sequences. Backends know nothing about
+the grid, the runner or the results store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rnnbench.cells import Weights
+
+
+class Unsupported(Exception):
+    """This backend cannot run this point; the point is recorded with status ``skipped``."""
+
+
+class InvalidParams(ValueError):
+    """Backend parameters that can never work (e.g. an insecure CKKS modulus); refused up front."""
+
+
+class Prepared(ABC):
+    """A cell made ready to run by one backend."""
+
+    @abstractmethod
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run sequences ``x`` [T, B, I] float32 from a zero state; return outputs [T, B, H]."""
+
+    def facts(self) -> dict[str, Any]:
+        """Non-timing columns for the results rows (counters, quantization error, ...).
+
+        Called after the timed runs, so a backend may report what it counted while running.
+        Keys must be columns of :data:`rnnbench.store.SCHEMA`.
+        """
+        return {}
+
+
+class Backend(ABC):
+    """A way of executing cells: ``float``, ``torch``, ``onnxruntime``, ..."""
+
+    name: str = ""
+    description: str = ""
+
+    def skip_reason(self, cell: str, params: Mapping[str, Any]) -> str | None:
+        """``None`` when this backend runs ``cell``; otherwise why not (recorded as ``skipped``)."""
+        return None
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Check and normalise user-given parameters; raise :class:`InvalidParams` if they cannot work."""
+        if params:
+            raise InvalidParams(f"backend {self.name!r} takes no parameters, got {sorted(params)}")
+        return {}
+
+    def library_versions(self) -> dict[str, str]:
+        """Versions of the libraries this backend runs on, for provenance."""
+        return {}
+
+    @abstractmethod
+    def prepare(
+        self,
+        weights: Weights,
+        params: Mapping[str, Any],
+        calibration: np.ndarray,
+        threads: int = 1,
+    ) -> Prepared:
+        """Make ``weights`` ready to run on ``threads`` threads.
+
+        ``calibration`` is a sample of inputs [T, B, I] of the shape that will be run.
+        """
