@@ -18,6 +18,19 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+def register(name: str, target: str) -> None:
+    """Add a backend (``"package.module:ATTRIBUTE"`` naming a Backend instance), e.g. a plugin."""
+    _REGISTRY[name] = target
+
+
+def target(name: str) -> str:
+    """Where backend ``name`` lives (``"module:attribute"``), so a child process can load it."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown backend {name!r}; valid backends: {', '.join(names())}") from None
+
+
 def names() -> list[str]:
     """Backend names, in a stable order."""
     return list(_REGISTRY)
@@ -25,12 +38,8 @@ def names() -> list[str]:
 
 def get(name: str) -> Backend:
     """The backend called ``name``; ``KeyError`` lists the valid names."""
-    try:
-        target = _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown backend {name!r}; valid backends: {', '.join(names())}") from None
-    module, attribute = target.split(":")
+    module, attribute = target(name).split(":")
     return getattr(importlib.import_module(module), attribute)
 
 
-__all__ = ["Backend", "InvalidParams", "Prepared", "Unsupported", "get", "names"]
+__all__ = ["Backend", "InvalidParams", "Prepared", "Unsupported", "get", "names", "register", "target"]

@@ -1,0 +1,210 @@
+"""The ``rnnbench`` command line: thin Typer commands that parse, validate and delegate.
+
+Errors in the user's input end with one line on stderr and exit status 2; progress
+goes to stderr, so stdout carries only machine-readable output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rnnbench import backends, cells, env, store
+from rnnbench.presets import PRESETS
+
+app = typer.Typer(
+    help="Cost and accuracy of GRU, LSTM and the ReLU-and-addition gated RNN cell.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+
+
+class InputError(Exception):
+    """Bad user input: reported as one line, exit status 2."""
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"rnnbench: error: {message}", markup=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def parse_names(value: str, valid: list[str], what: str) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``, each checked against ``valid``."""
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise InputError(f"--{what} is empty; valid {what}: {', '.join(valid)}")
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise InputError(f"unknown {what} {', '.join(map(repr, unknown))}; "
+                         f"valid {what}: {', '.join(valid)}")
+    return list(dict.fromkeys(names))
+
+
+def parse_positive_ints(value: str | int, option: str) -> list[int]:
+    """``"10,100"`` -> ``[10, 100]``; every value a positive integer."""
+    items = [v.strip() for v in str(value).split(",") if v.strip()]
+    if not items:
+        raise InputError(f"{option} is empty; give positive integers like 10,100")
+    numbers = []
+    for item in items:
+        try:
+            number = int(item)
+        except ValueError:
+            raise InputError(f"{option}: {item!r} is not an integer") from None
+        if number <= 0:
+            raise InputError(f"{option}: {number} is not positive")
+        numbers.append(number)
+    return list(dict.fromkeys(numbers))
+
+
+def _positive_float(value: float, option: str) -> float:
+    if not value > 0:
+        raise InputError(f"{option} must be positive, got {value}")
+    return value
+
+
+def _option(explicit: Any, preset: dict[str, Any], key: str) -> Any:
+    return explicit if explicit is not None else preset.get(key, PRESETS["default"][key])
+
+
+@app.command()
+def sweep(
+    cells_: Annotated[str | None, typer.Option("--cells", help="Comma list of cells.")] = None,
+    backends_: Annotated[
+        str | None, typer.Option("--backends", help="Comma list of backends.")] = None,
+    seq_lens: Annotated[str | None, typer.Option(help="Comma list of sequence lengths T.")] = None,
+    hidden: Annotated[str | None, typer.Option(help="Comma list of hidden sizes H.")] = None,
+    batch: Annotated[str | None, typer.Option(help="Comma list of batch sizes B.")] = None,
+    input_size: Annotated[str | None, typer.Option(help="Input size I.")] = None,
+    threads: Annotated[str, typer.Option(help="Threads per point (recorded).")] = "1",
+    min_time: Annotated[
+        float | None, typer.Option(help="Seconds of timed samples per point, at least.")] = None,
+    repeats: Annotated[
+        int | None, typer.Option(help="Timed samples per point, at least.")] = None,
+    timeout: Annotated[float, typer.Option(help="Hard time limit per point, seconds.")] = 300.0,
+    seed: Annotated[int, typer.Option(help="Seed for weights and inputs.")] = 0,
+    out: Annotated[Path, typer.Option(
+        help="Results directory (a new file per sweep) or a .parquet file (appended).")
+    ] = Path("results"),
+    resume: Annotated[bool, typer.Option(
+        help="Skip points already measured ok in the output (the newest file of a directory).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the grid and exit.")] = False,
+    preset: Annotated[str | None, typer.Option(
+        help=f"Named configuration: {', '.join(PRESETS)}. Explicit options override it.")
+    ] = None,
+    summary_format: Annotated[str, typer.Option(
+        "--format", help="Summary on stdout: md, csv or json.")] = "md",
+) -> None:
+    """Measure cells x backends x sizes; write Parquet rows and print a summary table."""
+    from rnnbench import grid, summary
+    from rnnbench.runner import Settings
+    from rnnbench.sweep import check_writable, new_run, resolve_output, run_sweep
+
+    try:
+        if preset is not None and preset not in PRESETS:
+            raise InputError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+        chosen = PRESETS[preset] if preset else {}
+        if summary_format not in ("md", "csv", "json"):
+            raise InputError(f"--format must be md, csv or json, got {summary_format!r}")
+        cell_list = parse_names(_option(cells_, chosen, "cells"), cells.names(), "cells")
+        backend_list = parse_names(_option(backends_, chosen, "backends"), backends.names(),
+                                   "backends")
+        settings = Settings(
+            min_time=_positive_float(_option(min_time, chosen, "min_time"), "--min-time"),
+            repeats=parse_positive_ints(_option(repeats, chosen, "repeats"), "--repeats")[0],
+            timeout=_positive_float(timeout, "--timeout"),
+        )
+        points = grid.expand(
+            cell_list, backend_list,
+            parse_positive_ints(_option(seq_lens, chosen, "seq_lens"), "--seq-lens"),
+            parse_positive_ints(_option(hidden, chosen, "hidden"), "--hidden"),
+            parse_positive_ints(_option(batch, chosen, "batch"), "--batch"),
+            input_size=parse_positive_ints(_option(input_size, chosen, "input_size"),
+                                           "--input-size")[0],
+            threads=parse_positive_ints(threads, "--threads")[0],
+            seed=seed,
+        )
+        if dry_run:
+            for point in points:
+                print(f"{point.point_id}\t{point.label()}")
+            return
+        path = resolve_output(out, resume)
+        try:
+            check_writable(path)
+        except OSError as exc:
+            raise InputError(f"cannot write results to {out}: {exc.strerror or exc}") from None
+        if path.exists():
+            store.read_table(path)  # refuse to touch a file we cannot read back
+    except InputError as exc:
+        raise fail(str(exc)) from None
+    except store.ResultsFileError as exc:
+        raise fail(f"{exc} (left untouched)") from None
+
+    args = {"argv": sys.argv[1:], "preset": preset, "points": len(points)}
+    run = new_run(args, settings)
+    err.print(f"run {run['run_id']}: {len(points)} points -> {path}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=False) as progress:
+        task = progress.add_task("sweep", total=len(points))
+
+        def on_start(todo: int) -> None:
+            progress.update(task, total=todo)
+
+        def on_point(point: grid.Point, rows: list[dict[str, Any]]) -> None:
+            status = rows[0]["status"]
+            note = "" if status == "ok" else f" [{status}]"
+            progress.update(task, advance=1, description=f"{point.label()}{note}")
+
+        try:
+            outcome = run_sweep(points, settings, path, run, resume=resume,
+                                on_start=on_start, on_point=on_point)
+        except KeyboardInterrupt:
+            progress.stop()
+            err.print(f"interrupted: points measured so far are kept in {path}; "
+                      "rerun with --resume to finish")
+            raise typer.Exit(130) from None
+    if outcome.skipped_done:
+        err.print(f"resume: {outcome.skipped_done} points already ok in {path}")
+    err.print(f"wrote {path} ({outcome.statuses})")
+    if not path.exists():
+        return
+    rows, _ = store.read(path)
+    table = summary.summarize(rows[rows["run_id"] == run["run_id"]])
+    if summary_format == "md":
+        print(summary.format_markdown(table))
+    elif summary_format == "csv":
+        print(table.to_csv(index=False), end="")
+    else:
+        print(table.to_json(orient="records"))
+
+
+@app.command("env")
+def env_command() -> None:
+    """Print, as JSON, the environment recorded with every run."""
+    print(json.dumps(env.collect(), indent=2, default=str))
+
+
+def main() -> None:
+    """Entry point: usage errors from argument parsing become one line too."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="rnnbench", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        err.print(f"rnnbench: error: {exc.format_message()}", markup=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        err.print("rnnbench: aborted")
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,200 @@
+"""Run one point in a child process with a hard timeout and return its results rows.
+
+The child builds the reference cell from the point's seed, prepares the backend
+(timed separately), checks the backend's outputs against the reference module,
+calibrates the number of loops so one sample lasts well above the timer's
+resolution, and takes warm-up samples (kept, flagged ``is_warmup``) followed by
+timed samples until both a minimum count and a minimum total time are reached.
+Anything that goes wrong becomes one row with a ``status`` and an error message;
+the runner never raises for a point's failure. It knows nothing about the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import multiprocessing as mp
+import multiprocessing.connection
+import resource
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rnnbench import backends, env
+from rnnbench.cells import Weights, make_cell
+from rnnbench.cells.costs import step_cost
+from rnnbench.grid import Point
+from rnnbench.stats import error_metrics
+
+# Imported by the fork server once, so every point's child starts with them loaded.
+_PRELOAD = ["rnnbench.runner", "rnnbench.backends.float32", "rnnbench.backends.pytorch",
+            "rnnbench.backends.onnxrt"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to measure: the same for every point of a sweep, recorded with the run."""
+
+    min_time: float = 0.2  # seconds of timed samples per point, at least
+    repeats: int = 5  # timed samples per point, at least
+    max_repeats: int = 50
+    warmup: int = 1  # samples taken first and flagged is_warmup
+    sample_time: float = 0.01  # each sample runs enough loops to last this long
+    timeout: float = 120.0  # hard limit per point, child process killed after it
+
+
+def make_inputs(point: Point) -> np.ndarray:
+    """The point's input sequences [T, B, I]: standard normal from the point's seed."""
+    rng = np.random.default_rng(point.seed)
+    shape = (point.seq_len, point.batch_size, point.input_size)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def set_threads(threads: int) -> None:
+    """Limit every thread pool the backends use (torch, BLAS, numba) to ``threads``."""
+    import numba
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def failure_row(point: Point, status: str, error_type: str, message: str) -> dict[str, Any]:
+    """The single row that records a point that did not produce samples."""
+    return {
+        **point.columns(), "kind": "timing", "status": status, "error_type": error_type,
+        "error_message": message, "started_at": _now(), **step_cost(
+            point.cell, point.input_size, point.hidden_size).columns(), **env.provenance(),
+    }
+
+
+def _time_loops(run: Callable[[np.ndarray], Any], x: np.ndarray, loops: int) -> tuple[float, float]:
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for _ in range(loops):
+        run(x)
+    return time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+def calibrate_loops(run: Callable[[np.ndarray], Any], x: np.ndarray, sample_time: float) -> int:
+    """Loops per sample so that one sample lasts at least ``sample_time`` (like timeit's autorange)."""
+    loops = 1
+    while True:
+        wall, _ = _time_loops(run, x, loops)
+        if wall >= sample_time:
+            return loops
+        loops = max(loops * 2, math.ceil(loops * 1.2 * sample_time / max(wall, 1e-9)))
+
+
+def measure(point: Point, settings: Settings) -> list[dict[str, Any]]:
+    """Measure ``point`` in this process; returns its rows (one per sample)."""
+    import torch
+
+    backend = backends.get(point.backend)
+    params = point.backend_params
+    reason = backend.skip_reason(point.cell, params)
+    if reason:
+        return [failure_row(point, "skipped", "Unsupported", reason)]
+    set_threads(point.threads)
+    module = make_cell(point.cell, point.input_size, point.hidden_size, seed=point.seed)
+    x = make_inputs(point)
+    with torch.inference_mode():
+        reference, _ = module(torch.from_numpy(x))
+    reference = reference.numpy()
+
+    start = time.perf_counter()
+    prepared = backend.prepare(Weights.from_module(module), params, x, threads=point.threads)
+    prepare_time = time.perf_counter() - start
+    out = prepared.run(x)
+    accuracy = {**error_metrics(out, reference), **error_metrics(out[-1], reference[-1], "final_")}
+
+    loops = calibrate_loops(prepared.run, x, settings.sample_time)
+    samples: list[tuple[bool, dt.datetime, float, float]] = []
+    for _ in range(settings.warmup):
+        samples.append((True, _now(), *_time_loops(prepared.run, x, loops)))
+    measured = 0.0
+    while len(samples) - settings.warmup < settings.max_repeats and (
+        len(samples) - settings.warmup < settings.repeats or measured < settings.min_time
+    ):
+        started = _now()
+        wall, cpu = _time_loops(prepared.run, x, loops)
+        samples.append((False, started, wall, cpu))
+        measured += wall
+
+    common = {
+        **point.columns(), "kind": "timing", "status": "ok", "loops": loops,
+        "prepare_time_s": prepare_time,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        **step_cost(point.cell, point.input_size, point.hidden_size).columns(),
+        **accuracy, **prepared.facts(), **env.provenance(),
+    }
+    return [
+        {**common, "repeat_idx": i, "is_warmup": warm, "started_at": started,
+         "wall_time_s": wall, "cpu_time_s": cpu,
+         "time_per_step_s": wall / loops / point.seq_len}
+        for i, (warm, started, wall, cpu) in enumerate(samples)
+    ]
+
+
+def _child(
+    point: Point, settings: Settings, target: str, conn: multiprocessing.connection.Connection
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    backends.register(point.backend, target)  # backends registered in the parent at run time
+    try:
+        rows = measure(point, settings)
+    except Exception as exc:  # a point's failure is data, not a crash
+        detail = traceback.format_exception_only(exc)[-1].strip()
+        rows = [failure_row(point, "error", type(exc).__name__, detail)]
+    conn.send(rows)
+    conn.close()
+
+
+_context: mp.context.BaseContext | None = None
+
+
+def _mp_context() -> mp.context.BaseContext:
+    global _context
+    if _context is None:
+        _context = mp.get_context("forkserver")
+        _context.set_forkserver_preload(_PRELOAD)
+    return _context
+
+
+def run_point(point: Point, settings: Settings) -> list[dict[str, Any]]:
+    """Measure ``point`` in a fresh child process, killed after ``settings.timeout`` seconds."""
+    ctx = _mp_context()
+    receiver, sender = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(point, settings, backends.target(point.backend), sender), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        if receiver.poll(settings.timeout):
+            try:
+                rows = receiver.recv()
+            except EOFError:
+                pass  # the child died before sending; reported below
+            else:
+                process.join(10)  # let it exit cleanly (releases its semaphores)
+                return rows
+        else:
+            return [failure_row(point, "timeout", "Timeout",
+                                f"point did not finish within {settings.timeout:g} s")]
+        process.join(5)
+        return [failure_row(point, "error", "ChildDied",
+                            f"child process died with exit code {process.exitcode}")]
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join()
+        receiver.close()

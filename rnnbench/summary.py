@@ -1,0 +1,54 @@
+"""The summary table of a sweep: median time per step, IQR, and the ratio to GRU."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from rnnbench import stats
+
+POINT_KEYS = ["cell", "backend", "backend_params", "seq_len", "hidden_size", "batch_size",
+              "input_size", "threads"]
+# A point is compared with GRU on the same backend and configuration.
+_PEER_KEYS = [k for k in POINT_KEYS if k != "cell"]
+
+
+def timed_samples(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows that carry statistics: successful timing samples, warm-up excluded."""
+    kind = rows["kind"].fillna("timing")
+    return rows[(kind == "timing") & (rows["status"] == "ok") & ~rows["is_warmup"].fillna(False)]
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per point (latest run wins), with failed and skipped points kept as lines."""
+    timing = rows[rows["kind"].fillna("timing") == "timing"]
+    latest = timing.sort_values("started_at").drop_duplicates("point_id", keep="last")
+    # Only the samples of the latest run of each point.
+    ok = timed_samples(timing).merge(latest[["point_id", "run_id"]], on=["point_id", "run_id"])
+    grouped = ok.groupby("point_id")["time_per_step_s"]
+    table = latest[POINT_KEYS + ["point_id", "status", "error_message"]].copy()
+    table["samples"] = table["point_id"].map(grouped.size()).fillna(0).astype(int)
+    table["median_us"] = table["point_id"].map(grouped.median() * 1e6)
+    table["iqr_us"] = table["point_id"].map(grouped.agg(stats.iqr) * 1e6)
+    gru = table[table["cell"] == "gru"].set_index(_PEER_KEYS)["median_us"]
+    peers = table.set_index(_PEER_KEYS).index
+    table["vs_gru"] = table["median_us"].to_numpy() / gru.reindex(peers).to_numpy()
+    return table.sort_values(["backend", "seq_len", "hidden_size", "batch_size", "cell"],
+                             kind="stable").reset_index(drop=True)
+
+
+def format_markdown(table: pd.DataFrame) -> str:
+    """The summary as a Markdown table (pasteable into a README, parseable by tools)."""
+    header = ("| cell | backend | params | T | H | B | status | n | median µs/step | IQR µs "
+              "| vs GRU |\n|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|")
+    lines = [header]
+    for r in table.itertuples():
+        def num(v, fmt):
+            return format(v, fmt) if pd.notna(v) else "–"
+        params = "" if r.backend_params in (None, "{}") else r.backend_params
+        status = r.status if r.status == "ok" else f"{r.status}: {r.error_message}"
+        lines.append(
+            f"| {r.cell} | {r.backend} | {params} | {r.seq_len} | {r.hidden_size} | "
+            f"{r.batch_size} | {status} | {r.samples} | {num(r.median_us, '.3g')} | "
+            f"{num(r.iqr_us, '.2g')} | {num(r.vs_gru, '.2f')} |"
+        )
+    return "\n".join(lines)
