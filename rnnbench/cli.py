@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -66,6 +65,33 @@ def parse_positive_ints(value: str | int, option: str) -> list[int]:
     return list(dict.fromkeys(numbers))
 
 
+def backend_param_variants(backend_list: list[str], given: list[str]) -> dict[str, list[dict]]:
+    """``["ckks.packing=batch,vector"]`` -> each backend's validated parameter variants."""
+    values: dict[str, dict[str, list[Any]]] = {name: {} for name in backend_list}
+    for item in given:
+        key, sep, raw = item.partition("=")
+        backend, dot, name = key.partition(".")
+        if not (sep and dot and name and raw):
+            raise InputError(f"--param {item!r}: expected BACKEND.KEY=VALUE[,VALUE...]")
+        if backend not in values:
+            raise InputError(f"--param {item!r}: backend {backend!r} is not in --backends")
+        values[backend][name] = [_scalar(v.strip()) for v in raw.split(",") if v.strip()]
+    try:
+        return {name: backends.get(name).param_variants(values[name]) for name in backend_list}
+    except backends.InvalidParams as exc:
+        raise InputError(str(exc)) from None
+
+
+def _scalar(text: str) -> Any:
+    """A command-line value as int, float or string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _positive_float(value: float, option: str) -> float:
     if not value > 0:
         raise InputError(f"{option} must be positive, got {value}")
@@ -102,6 +128,9 @@ def sweep(
     preset: Annotated[str | None, typer.Option(
         help=f"Named configuration: {', '.join(PRESETS)}. Explicit options override it.")
     ] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="Backend parameter values, BACKEND.KEY=V1,V2 (repeatable).")
+    ] = None,
     summary_format: Annotated[str, typer.Option(
         "--format", help="Summary on stdout: md, csv or json.")] = "md",
 ) -> None:
@@ -133,6 +162,7 @@ def sweep(
                                            "--input-size")[0],
             threads=parse_positive_ints(threads, "--threads")[0],
             seed=seed,
+            backend_params=backend_param_variants(backend_list, param or []),
         )
         if dry_run:
             for point in points:
@@ -195,16 +225,18 @@ def env_command() -> None:
 
 
 def main() -> None:
-    """Entry point: usage errors from argument parsing become one line too."""
+    """Entry point: argument-parsing errors become one line too, never a traceback."""
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="rnnbench", standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        err.print(f"rnnbench: error: {exc.format_message()}", markup=False, soft_wrap=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
         err.print("rnnbench: aborted")
         sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: bad option names or values
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if message:  # (no message: the help was shown for a bare command)
+            err.print(f"rnnbench: error: {message}", markup=False, soft_wrap=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -8,8 +8,9 @@ the grid, the runner or the results store.
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,16 @@ class Backend(ABC):
         if params:
             raise InvalidParams(f"backend {self.name!r} takes no parameters, got {sorted(params)}")
         return {}
+
+    def param_variants(self, given: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+        """The parameter sets to measure: the cross product of the user's values, validated.
+
+        ``given`` maps a parameter name to the values asked for on the command line
+        (``--param ckks.packing=batch,vector``); a backend may add defaults here.
+        """
+        keys = sorted(given)
+        return [self.validate_params(dict(zip(keys, values, strict=True)))
+                for values in itertools.product(*(given[k] for k in keys))]
 
     def library_versions(self) -> dict[str, str]:
         """Versions of the libraries this backend runs on, for provenance."""
