@@ -18,12 +18,21 @@ def timed_samples(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[(kind == "timing") & (rows["status"] == "ok") & ~rows["is_warmup"].fillna(False)]
 
 
-def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per point (latest run wins), with failed and skipped points kept as lines."""
+def latest_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(points, samples)``: one row per timing point from its latest run, and that run's samples.
+
+    A point measured again (a rerun, a merged file) is represented by its newest
+    measurement only, so old and new samples are never pooled.
+    """
     timing = rows[rows["kind"].fillna("timing") == "timing"]
     latest = timing.sort_values("started_at").drop_duplicates("point_id", keep="last")
-    # Only the samples of the latest run of each point.
-    ok = timed_samples(timing).merge(latest[["point_id", "run_id"]], on=["point_id", "run_id"])
+    samples = timed_samples(timing).merge(latest[["point_id", "run_id"]], on=["point_id", "run_id"])
+    return latest, samples
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per point (latest run wins), with failed and skipped points kept as lines."""
+    latest, ok = latest_points(rows)
     grouped = ok.groupby("point_id")["time_per_step_s"]
     table = latest[POINT_KEYS + ["point_id", "status", "error_message"]].copy()
     table["samples"] = table["point_id"].map(grouped.size()).fillna(0).astype(int)
