@@ -83,7 +83,7 @@ def main() -> None:
                 "`rnnbench dashboard PATH...`, or add `.parquet` files in the sidebar.")
         return
     with st.expander(f"Loaded runs ({len(runs)})", expanded=True):
-        st.dataframe(data.runs_table(rows, runs), hide_index=True, use_container_width=True)
+        st.dataframe(data.runs_table(rows, runs), hide_index=True, width="stretch")
 
     selection = _filters(rows)
     selected = data.apply_filters(rows, selection)
@@ -109,7 +109,7 @@ def main() -> None:
         st.subheader(chart.title, anchor=chart.key)
         st.caption(chart.about)
         figure = build_chart(chart.key, view, selected)
-        st.plotly_chart(figure, use_container_width=True, key=f"chart_{chart.key}")
+        st.plotly_chart(figure, width="stretch", key=f"chart_{chart.key}")
         st.download_button("Chart as HTML", functools.partial(_standalone_html, figure),
                            file_name=f"rnnbench-{chart.key}.html", mime="text/html", on_click="ignore",
                            key=f"download_{chart.key}")

@@ -228,6 +228,7 @@ def dashboard(
 ) -> None:
     """Serve the results dashboard (Streamlit) and print its URL on stdout; Ctrl-C stops it."""
     import os
+    import signal
     import socket
     import subprocess
     import urllib.request
@@ -250,11 +251,13 @@ def dashboard(
     python_path = [str(package_dir.parent), os.environ.get("PYTHONPATH")]  # `import dashboard` works
     env = {**os.environ, RESULTS_ENV: os.pathsep.join(str(p.resolve()) for p in paths),
            "PYTHONPATH": os.pathsep.join(filter(None, python_path))}
-    command = [sys.executable, "-m", "streamlit", "run", str(package_dir / "app.py"),
+    command = [sys.executable, "-m", "dashboard.serve", "run", str(package_dir / "app.py"),
                "--server.port", str(port), "--server.address", host, "--server.headless", "true",
-               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "viewer"]
     url = f"http://{host}:{port}/"
     server = subprocess.Popen(command, env=env, stdout=sys.stderr, stderr=sys.stderr)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops the server too (finally below)
     try:
         deadline = time.monotonic() + 120
         while server.poll() is None and time.monotonic() < deadline:

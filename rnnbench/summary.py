@@ -15,7 +15,9 @@ _PEER_KEYS = [k for k in POINT_KEYS if k != "cell"]
 def timed_samples(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows that carry statistics: successful timing samples, warm-up excluded."""
     kind = rows["kind"].fillna("timing")
-    return rows[(kind == "timing") & (rows["status"] == "ok") & ~rows["is_warmup"].fillna(False)]
+    # astype(bool): read back from Parquet the column is object dtype, where ~True is -2 (truthy).
+    warmup = rows["is_warmup"].fillna(False).astype(bool)
+    return rows[(kind == "timing") & (rows["status"] == "ok") & ~warmup]
 
 
 def latest_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

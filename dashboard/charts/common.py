@@ -174,16 +174,17 @@ class Traces:
 def add_median_band(traces: Traces, frame: pd.DataFrame, x: str, name: str, colour_hex: str,
                     dash: str, row: int, col: int) -> None:
     """A median line with its inter-quartile band (``q1``..``q3``), in µs per step."""
-    frame = frame.sort_values(x)
-    xs, lo, mid, hi = frame[x], frame["q1"] * 1e6, frame["median"] * 1e6, frame["q3"] * 1e6
+    frame = frame.sort_values(x)  # numpy, not Series: plotly validates arrays much faster
+    xs = frame[x].to_numpy()
+    lo, mid, hi = (frame[q].to_numpy() * 1e6 for q in ("q1", "median", "q3"))
     traces.add(go.Scatter(
-        x=pd.concat([xs, xs[::-1]]), y=pd.concat([hi, lo[::-1]]), fill="toself",
+        x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself",
         fillcolor=band_colour(colour_hex), mode="lines", line={"width": 0}, hoverinfo="skip",
         legendgroup=name, showlegend=False, name=f"{name} IQR"), row, col)
     traces.add(go.Scatter(
         x=xs, y=mid, mode="lines+markers", name=name, legendgroup=name,
         showlegend=traces.first(name), line={"color": colour_hex, "dash": dash},
-        customdata=np.stack([lo, hi, frame["n"], mid * frame["seq_len"]], axis=-1),
+        customdata=np.stack([lo, hi, frame["n"].to_numpy(), mid * frame["seq_len"].to_numpy()], axis=-1),
         hovertemplate=(f"{name}<br>{x}=%{{x}}<br>median %{{y:.3g}} µs"
                        "<br>IQR %{customdata[0]:.3g}–%{customdata[1]:.3g} µs/step"
                        "<br>%{customdata[3]:.3g} µs/sequence<br>n=%{customdata[2]}<extra></extra>")),

@@ -110,7 +110,8 @@ def sample_boxes(rows: pd.DataFrame) -> go.Figure:
         panel = samples[samples["backend"] == backend]
         for cell, group in panel.groupby("cell"):
             traces.add(go.Box(
-                x=group["config"], y=group["time_per_step_s"] * 1e6, name=cell, legendgroup=cell,
+                x=group["config"].to_numpy(), y=group["time_per_step_s"].to_numpy() * 1e6,
+                name=cell, legendgroup=cell,
                 showlegend=traces.first(cell), marker={"color": colour(cell), "size": 3},
                 boxpoints="all", jitter=0.3, pointpos=0, line={"width": 1}), row, col)
         order = sorted(panel["config"].unique(), key=series_sort_key)
