@@ -1,9 +1,10 @@
 """The rnnbench results dashboard: a Streamlit page that only arranges.
 
 Loading, filtering and exporting live in :mod:`dashboard.data`, the figures in
-:mod:`dashboard.charts`. Started by ``rnnbench dashboard [PATHS...]``, which passes the
-paths in the ``RNNBENCH_RESULTS`` environment variable; the filter state lives in the
-URL's query parameters, so a link reproduces the view.
+:mod:`dashboard.charts`, the caches in :mod:`dashboard.views`. Started by
+``rnnbench dashboard [PATHS...]``, which passes the paths in the ``RNNBENCH_RESULTS``
+environment variable; the filter state lives in the URL's query parameters, so a link
+reproduces the view.
 """
 
 from __future__ import annotations
@@ -15,45 +16,27 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, views
 from dashboard.charts import CHARTS
 from dashboard.report import build_report
-from rnnbench import store
 
 st.set_page_config(page_title="rnnbench results", page_icon="⏱", layout="wide")
 
 
-@st.cache_data(show_spinner="Loading results…", max_entries=16)
-def load_files(signature: data.Signature) -> data.Loaded:
-    """The files of ``signature`` (path, mtime, size), read again only when one of them changes."""
-    return store.read_many([path for path, _, _ in signature])
-
-
-@st.cache_data(show_spinner="Reading uploaded files…", max_entries=16)
-def load_uploads(files: tuple[tuple[str, bytes], ...]) -> data.Loaded:
-    return data.read_uploads(files)
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def build_chart(key: str, view: tuple, _rows: pd.DataFrame) -> go.Figure:
-    """A chart of the rows of ``view`` (files and filters): built once per view, shared, never modified."""
-    return next(c for c in CHARTS if c.key == key).build(_rows)
-
-
-def _load() -> tuple[pd.DataFrame, list, list, tuple]:
+def _load() -> tuple[pd.DataFrame, list, list, data.Signature, str]:
     paths = data.paths_from_env()
     signature, missing = data.file_signature(paths)
-    loaded = [load_files(signature)]
+    loaded = [views.load_files(signature)]
     st.sidebar.caption("Results: " + ", ".join(f"`{p}`" for p in paths))
     uploads = st.sidebar.file_uploader("Add results files", type=["parquet"], accept_multiple_files=True,
                                        key="upload")
     files = tuple((u.name, u.getvalue()) for u in uploads or [])
     if files:
-        loaded.append(load_uploads(files))
+        loaded.append(views.load_uploads(files))
     rows, runs, problems = data.combine(*loaded)
     problems = missing + problems
     digest = hashlib.sha256(b"".join(c for _, c in files)).hexdigest()[:16] if files else ""
-    return rows, runs, problems, (signature, digest)
+    return rows, runs, problems, signature, digest
 
 
 def _filters(rows: pd.DataFrame) -> dict[str, list]:
@@ -75,7 +58,7 @@ def _filters(rows: pd.DataFrame) -> dict[str, list]:
 
 def main() -> None:
     st.title("rnnbench results")
-    rows, runs, problems, files_key = _load()
+    rows, runs, problems, signature, uploads = _load()
     for problem in problems:
         st.error(f"Not loaded: {problem}", icon="⚠️")
     if rows.empty:
@@ -90,7 +73,7 @@ def main() -> None:
     if selected.empty:
         st.warning("No rows match this selection. Clear or widen a filter in the sidebar.")
         return
-    view = (files_key, tuple((c, tuple(map(str, v))) for c, v in selection.items()))
+    view = views.view_key(signature, uploads, selection)
 
     st.caption(f"{len(selected)} of {len(rows)} rows selected · "
                f"{selected['point_id'].nunique()} points · {selected['run_id'].nunique()} runs")
@@ -108,7 +91,7 @@ def main() -> None:
     for chart in CHARTS:
         st.subheader(chart.title, anchor=chart.key)
         st.caption(chart.about)
-        figure = build_chart(chart.key, view, selected)
+        figure = views.build_chart(chart.key, view, selected)
         st.plotly_chart(figure, width="stretch", key=f"chart_{chart.key}")
         st.download_button("Chart as HTML", functools.partial(_standalone_html, figure),
                            file_name=f"rnnbench-{chart.key}.html", mime="text/html", on_click="ignore",

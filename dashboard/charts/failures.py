@@ -32,5 +32,6 @@ def failures_table(rows: pd.DataFrame) -> go.Figure:
         header={"values": list(table.columns), "fill_color": "#eee", "align": "left"},
         cells={"values": cells, "align": "left", "height": 24}))
     fig.update_layout(title=f"{title} ({len(table)})", template=TEMPLATE,
-                      height=min(900, 140 + 26 * len(table)), margin={"l": 10, "r": 10})
+                      height=min(900, 130 + 28 * (len(table) + 1)),
+                      margin={"l": 10, "r": 10, "t": 60, "b": 10})
     return fig
