@@ -171,6 +171,9 @@ def _write_atomic(path: Path, table: pa.Table, metadata: Mapping[str, Any]) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
     try:
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)

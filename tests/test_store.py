@@ -89,3 +89,9 @@ def test_completed_point_ids_only_counts_ok_points(tmp_path):
             _row(point_id="late", status="timeout")]
     store.append(path, rows, {"run_id": "r1"})
     assert store.completed_point_ids(path) == {"ok1"}
+
+
+def test_results_files_are_readable_by_others_as_the_umask_allows(tmp_path):
+    path = tmp_path / "r.parquet"
+    store.append(path, [_row()], {"run_id": "r1"})
+    assert path.stat().st_mode & 0o044 == 0o044  # the usual umask 022 keeps group/other read
