@@ -71,6 +71,18 @@ def _project(weight, bias, multiplier, shift, v, acc, pre):
 
 
 @njit(inline="always", cache=True)
+def _quantize_inputs(x, scale, qmax, xq):
+    """``xq = saturate(floor(x * scale + 0.5))`` like ``quantize_inputs``; returns how many saturated."""
+    saturated = 0
+    for k in range(x.shape[0]):
+        v = np.floor(np.float64(x[k]) * scale + 0.5)
+        clipped = min(max(v, -qmax), qmax)
+        saturated += clipped != v
+        xq[k] = np.int64(clipped)
+    return saturated
+
+
+@njit(inline="always", cache=True)
 def _gru_units(gi, gh, h, hidden, frac_pre, frac_h, qmax):
     for j in range(hidden):
         r = _sigmoid(np.int64(gi[j]) + gh[j], frac_pre)
@@ -130,16 +142,17 @@ def _reluadd_units(gi, gh, h, hidden, frac_pre, frac_h, qmax):
 
 
 @njit(cache=True)
-def run_sequences(cell, xq, w_ih, b_ih, m_ih, shift_ih, w_hh, b_hh, m_hh, shift_hh,
+def run_sequences(cell, x, x_scale, w_ih, b_ih, m_ih, shift_ih, w_hh, b_hh, m_hh, shift_hh,
                   frac_pre, frac_h, frac_c, acc):
-    """Run quantized inputs ``xq`` [T, B, I] from a zero state.
+    """Run float inputs ``x`` [T, B, I], quantized with ``x_scale = 2**frac_x``, from a zero state.
 
     Returns ``(outputs [T, B, H]`` at ``frac_h`` fractional bits, ``values saturated)``;
     ``acc`` is scratch of the accumulator's type (int32 or int64), one entry per row.
     """
-    seq_len, batch, _ = xq.shape
+    seq_len, batch, inputs = x.shape
     rows, hidden = w_hh.shape
     qmax = (1 << (w_hh.itemsize * 8 - 1)) - 1
+    xq = np.empty(inputs, w_ih.dtype)
     gi = np.empty((seq_len, batch, rows), np.int16)
     gh = np.empty(rows, np.int16)
     h = np.zeros((batch, hidden), w_hh.dtype)
@@ -148,7 +161,8 @@ def run_sequences(cell, xq, w_ih, b_ih, m_ih, shift_ih, w_hh, b_hh, m_hh, shift_
     saturated = 0
     for t in range(seq_len):  # the input projection for every step, ahead of the recurrence
         for b in range(batch):
-            saturated += _project(w_ih, b_ih, m_ih, shift_ih, xq[t, b], acc, gi[t, b])
+            saturated += _quantize_inputs(x[t, b], x_scale, qmax, xq)
+            saturated += _project(w_ih, b_ih, m_ih, shift_ih, xq, acc, gi[t, b])
     for t in range(seq_len):
         for b in range(batch):
             saturated += _project(w_hh, b_hh, m_hh, shift_hh, h[b], acc, gh)

@@ -107,7 +107,7 @@ def quantize_rows(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
 def quantize_inputs(x: np.ndarray, frac: int, bits: int) -> tuple[np.ndarray, int]:
     """Inputs as ``bits``-bit fixed point with ``frac`` fractional bits, and how many saturated."""
     qmax = (1 << (bits - 1)) - 1
-    scaled = np.floor(np.asarray(x, np.float64) * 2.0**frac + 0.5)
+    scaled = np.floor(np.asarray(x, np.float32).astype(np.float64) * 2.0**frac + 0.5)
     clipped = int(np.count_nonzero(np.abs(scaled) > qmax))
     return np.clip(scaled, -qmax, qmax).astype(np.int8 if bits == 8 else np.int16), clipped
 

@@ -18,7 +18,7 @@ from rnnbench.cells.reference import STEPS
 
 
 def project(proj: Projection, v: np.ndarray) -> tuple[np.ndarray, int]:
-    """Pre-activations ``W v + b`` of vectors ``v`` [..., K] as int16-range integers, and how many saturated."""
+    """Pre-activations ``W v + b`` of vectors ``v`` [..., K] in the int16 range, and how many saturated."""
     acc = v.astype(np.int64) @ proj.weight.T.astype(np.int64) + proj.bias
     pre = shift_round(acc * proj.multiplier, proj.shift)
     return saturate(pre, INT16_MAX), int(np.count_nonzero(np.abs(pre) > INT16_MAX))
