@@ -40,7 +40,7 @@ class IntegerPrepared(Prepared):
             CELL_CODES[q.cell], np.ascontiguousarray(x, np.float32), 2.0**q.frac_x,
             inp.weight, inp.bias, inp.multiplier, inp.shift,
             rec.weight, rec.bias, rec.multiplier, rec.shift, q.frac_pre, q.frac_h, q.frac_c,
-            np.empty(rec.weight.shape[0], q.accumulator),
+            np.empty(rec.weight.shape[0], q.accumulator), np.empty(rec.weight.shape[0], q.elementwise),
         )
         seq_len, batch, inputs = x.shape
         rows = rec.weight.shape[0]

@@ -59,9 +59,9 @@ SIGMOID_TABLE = _table(lambda x: 1.0 / (1.0 + np.exp(-x)))
 TANH_TABLE = _table(np.tanh)
 
 # Compiled twins of the helpers above (same source), for the kernels.
-shift_round_jit = njit(inline="always", cache=True)(shift_round)
-saturate_jit = njit(inline="always", cache=True)(saturate)
-lut_lookup_jit = njit(inline="always", cache=True)(lut_lookup)
+shift_round_jit = njit(cache=True)(shift_round)
+saturate_jit = njit(cache=True)(saturate)
+lut_lookup_jit = njit(cache=True)(lut_lookup)
 
 
 class Fixed:

@@ -4,11 +4,11 @@ They compute exactly what :mod:`rnnbench.backends.integer.reference` computes (t
 prove the outputs bit-identical), written as flat loops over contiguous integer arrays
 so LLVM vectorises them: the matrix products as per-row dot products of int8/int16
 vectors (``vpmaddwd`` for int8 into int32 accumulators), the rescaling and the
-elementwise updates as loops over the hidden units. Each elementwise update below
-follows its equation in :mod:`rnnbench.cells.equations` operation by operation, with
-the scale rule of :class:`~rnnbench.backends.integer.fixed.Fixed` made explicit:
-``_align(q, f_from, f_to)`` is :meth:`Fixed.to`, and a product of a Q0.15 gate with
-a value of ``f <= 15`` fractional bits is shifted right, rounding, by 15.
+elementwise updates as loops over the hidden units.
+
+Each elementwise update transcribes its equation in :mod:`rnnbench.cells.equations`
+operation by operation on ``(integer, fractional bits)`` pairs, with ``_add``, ``_sub``
+and ``_mul`` applying the scale rule of :class:`~rnnbench.backends.integer.fixed.Fixed`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from numba import njit
 
 from rnnbench.backends.integer.fixed import (
     GATE_FRAC,
-    INT16_MAX,
     LUT_INPUT_FRAC,
     SIGMOID_TABLE,
     TANH_TABLE,
@@ -29,48 +28,64 @@ from rnnbench.backends.integer.fixed import (
 
 GRU, LSTM, RELUADD = 0, 1, 2
 CELL_CODES = {"gru": GRU, "lstm": LSTM, "reluadd": RELUADD}
-_ONE_GATE = 1 << GATE_FRAC
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _align(q, frac_from, frac_to):
+    """:meth:`Fixed.to`."""
     return shift_round_jit(q, frac_from - frac_to)
 
 
-@njit(inline="always", cache=True)
-def _sigmoid(q, frac):
-    return lut_lookup_jit(SIGMOID_TABLE, _align(q, frac, LUT_INPUT_FRAC))
+@njit(cache=True)
+def _add(a, frac_a, b, frac_b):
+    frac = min(frac_a, frac_b)
+    return _align(a, frac_a, frac) + _align(b, frac_b, frac), frac
 
 
-@njit(inline="always", cache=True)
-def _tanh(q, frac):
-    return lut_lookup_jit(TANH_TABLE, _align(q, frac, LUT_INPUT_FRAC))
+@njit(cache=True)
+def _sub(a, frac_a, b, frac_b):
+    frac = min(frac_a, frac_b)
+    return _align(a, frac_a, frac) - _align(b, frac_b, frac), frac
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
+def _mul(a, frac_a, b, frac_b):
+    frac = min(frac_a, frac_b)
+    return shift_round_jit(a * b, frac_a + frac_b - frac), frac
+
+
+@njit(cache=True)
 def _relu(q):
     return max(q, 0)
 
 
-@njit(inline="always", cache=True)
-def _project(weight, bias, multiplier, shift, v, acc, pre):
-    """``pre = saturate(shift_round((W v + bias) * multiplier, shift))``; returns how many saturated."""
-    rows, k_len = weight.shape
-    for r in range(rows):
-        s = 0
-        for k in range(k_len):
-            s += weight[r, k] * v[k]
-        acc[r] = s  # int32 or int64: the accumulator's width, no overflow by construction
-    saturated = 0
-    for r in range(rows):
-        p = shift_round_jit(np.int64(acc[r] + bias[r]) * multiplier[r], shift)
-        clipped = saturate_jit(p, INT16_MAX)
-        saturated += clipped != p
-        pre[r] = clipped
-    return saturated
+@njit(cache=True)
+def _sigmoid(q, frac):
+    return lut_lookup_jit(SIGMOID_TABLE, _align(q, frac, LUT_INPUT_FRAC))
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
+def _tanh(q, frac):
+    return lut_lookup_jit(TANH_TABLE, _align(q, frac, LUT_INPUT_FRAC))
+
+
+@njit(cache=True)
+def _inh(v, frac_v, s, frac_s):
+    """``inh(v, s) = relu(v - relu(-s)) - relu(-v - relu(-s))``."""
+    a = _relu(-s)
+    keep, frac_keep = _sub(v, frac_v, a, frac_s)
+    cut, frac_cut = _sub(-v, frac_v, a, frac_s)
+    return _sub(_relu(keep), frac_keep, _relu(cut), frac_cut)
+
+
+@njit(cache=True)
+def _clip(u, frac):
+    """``clip(u) = relu(u + 1) - relu(u - 1) - 1``."""
+    one = np.int64(1) << frac
+    return _relu(u + one) - _relu(u - one) - one, frac
+
+
+@njit(cache=True)
 def _quantize_inputs(x, scale, qmax, xq):
     """``xq = saturate(floor(x * scale + 0.5))`` like ``quantize_inputs``; returns how many saturated."""
     saturated = 0
@@ -82,94 +97,102 @@ def _quantize_inputs(x, scale, qmax, xq):
     return saturated
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
+def _project(weight, bias, multiplier, shift, v, acc, pre, bound):
+    """``pre = saturate(shift_round((W v + bias) * multiplier, shift), bound)``; returns how many saturated."""
+    rows, k_len = weight.shape
+    for r in range(rows):
+        s = 0
+        for k in range(k_len):
+            s += weight[r, k] * v[k]
+        acc[r] = s  # int32 or int64: the accumulator's width, no overflow by construction
+    saturated = 0
+    for r in range(rows):
+        p = shift_round_jit(np.int64(acc[r] + bias[r]) * multiplier[r], shift)
+        clipped = saturate_jit(p, bound)
+        saturated += clipped != p
+        pre[r] = clipped
+    return saturated
+
+
+@njit(cache=True)
 def _gru_units(gi, gh, h, hidden, frac_pre, frac_h, qmax):
     for j in range(hidden):
-        r = _sigmoid(np.int64(gi[j]) + gh[j], frac_pre)
-        z = _sigmoid(np.int64(gi[hidden + j]) + gh[hidden + j], frac_pre)
-        rg = shift_round_jit(r * np.int64(gh[2 * hidden + j]), GATE_FRAC)  # r * gh_n at frac_pre
-        n = _tanh(gi[2 * hidden + j] + rg, frac_pre)
-        keep = shift_round_jit((_ONE_GATE - z) * n, GATE_FRAC)  # (1 - z) * n, Q0.15
-        mix = shift_round_jit(z * np.int64(h[j]), GATE_FRAC)  # z * h at frac_h
-        h[j] = saturate_jit(_align(keep, GATE_FRAC, frac_h) + mix, qmax)
+        r = _sigmoid(*_add(gi[j], frac_pre, gh[j], frac_pre))
+        z = _sigmoid(*_add(gi[hidden + j], frac_pre, gh[hidden + j], frac_pre))
+        rg, frac_rg = _mul(r, GATE_FRAC, np.int64(gh[2 * hidden + j]), frac_pre)
+        n = _tanh(*_add(gi[2 * hidden + j], frac_pre, rg, frac_rg))
+        one_minus_z, frac_omz = _sub(np.int64(1) << GATE_FRAC, GATE_FRAC, z, GATE_FRAC)
+        keep, frac_keep = _mul(one_minus_z, frac_omz, n, GATE_FRAC)
+        mix, frac_mix = _mul(z, GATE_FRAC, np.int64(h[j]), frac_h)
+        h_new, frac_new = _add(keep, frac_keep, mix, frac_mix)
+        h[j] = saturate_jit(_align(h_new, frac_new, frac_h), qmax)
 
 
-@njit(inline="always", cache=True)
-def _lstm_units(gi, gh, h, c, hidden, frac_pre, frac_h, frac_c, qmax):
+@njit(cache=True)
+def _lstm_units(gi, gh, h, c, hidden, frac_pre, frac_h, frac_c, qmax, bound):
     saturated = 0
     for j in range(hidden):
-        i = _sigmoid(np.int64(gi[j]) + gh[j], frac_pre)
-        f = _sigmoid(np.int64(gi[hidden + j]) + gh[hidden + j], frac_pre)
-        g = _tanh(np.int64(gi[2 * hidden + j]) + gh[2 * hidden + j], frac_pre)
-        o = _sigmoid(np.int64(gi[3 * hidden + j]) + gh[3 * hidden + j], frac_pre)
-        fc = shift_round_jit(f * np.int64(c[j]), GATE_FRAC)  # frac_c
-        ig = shift_round_jit(i * g, GATE_FRAC)  # Q0.15
-        c_new = fc + _align(ig, GATE_FRAC, frac_c)
-        h_new = shift_round_jit(o * _tanh(c_new, frac_c), GATE_FRAC)  # Q0.15
-        h[j] = saturate_jit(_align(h_new, GATE_FRAC, frac_h), qmax)
-        stored = saturate_jit(c_new, INT16_MAX)
-        saturated += stored != c_new
+        i = _sigmoid(*_add(gi[j], frac_pre, gh[j], frac_pre))
+        f = _sigmoid(*_add(gi[hidden + j], frac_pre, gh[hidden + j], frac_pre))
+        g = _tanh(*_add(gi[2 * hidden + j], frac_pre, gh[2 * hidden + j], frac_pre))
+        o = _sigmoid(*_add(gi[3 * hidden + j], frac_pre, gh[3 * hidden + j], frac_pre))
+        fc, frac_fc = _mul(f, GATE_FRAC, np.int64(c[j]), frac_c)
+        ig, frac_ig = _mul(i, GATE_FRAC, g, GATE_FRAC)
+        c_new, frac_new = _add(fc, frac_fc, ig, frac_ig)
+        h_new, frac_h_new = _mul(o, GATE_FRAC, _tanh(c_new, frac_new), GATE_FRAC)
+        h[j] = saturate_jit(_align(h_new, frac_h_new, frac_h), qmax)
+        c_q = _align(c_new, frac_new, frac_c)
+        stored = saturate_jit(c_q, bound)
+        saturated += stored != c_q
         c[j] = stored
     return saturated
 
 
-@njit(inline="always", cache=True)
-def _inh(v, frac_v, s, frac_s):
-    """``inh(v, s) = relu(v - relu(-s)) - relu(-v - relu(-s))`` at the coarser of the two scales."""
-    frac = min(frac_v, frac_s)
-    a = _align(_relu(-s), frac_s, frac)
-    return _relu(_align(v, frac_v, frac) - a) - _relu(_align(-v, frac_v, frac) - a), frac
-
-
-@njit(inline="always", cache=True)
-def _clip(u, frac):
-    one = np.int64(1) << frac
-    return _relu(u + one) - _relu(u - one) - one
-
-
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _reluadd_units(gi, gh, h, hidden, frac_pre, frac_h, qmax):
     for j in range(hidden):
-        s_r = np.int64(gi[j]) + gh[j]
-        s_z = np.int64(gi[hidden + j]) + gh[hidden + j]
-        inh_n, _ = _inh(np.int64(gh[2 * hidden + j]), frac_pre, s_r, frac_pre)
-        n = _clip(gi[2 * hidden + j] + inh_n, frac_pre)
-        keep, frac_keep = _inh(np.int64(h[j]), frac_h, s_z, frac_pre)
-        take, _ = _inh(n, frac_pre, -s_z, frac_pre)
-        frac = min(frac_keep, frac_pre)
-        u = _clip(_align(keep, frac_keep, frac) + _align(take, frac_pre, frac), frac)
-        h[j] = saturate_jit(_align(u, frac, frac_h), qmax)
+        s_r, frac_r = _add(gi[j], frac_pre, gh[j], frac_pre)
+        s_z, frac_z = _add(gi[hidden + j], frac_pre, gh[hidden + j], frac_pre)
+        gated, frac_gated = _inh(np.int64(gh[2 * hidden + j]), frac_pre, s_r, frac_r)
+        n, frac_n = _clip(*_add(gi[2 * hidden + j], frac_pre, gated, frac_gated))
+        keep, frac_keep = _inh(np.int64(h[j]), frac_h, s_z, frac_z)
+        take, frac_take = _inh(n, frac_n, -s_z, frac_z)
+        h_new, frac_new = _clip(*_add(keep, frac_keep, take, frac_take))
+        h[j] = saturate_jit(_align(h_new, frac_new, frac_h), qmax)
 
 
 @njit(cache=True)
 def run_sequences(cell, x, x_scale, w_ih, b_ih, m_ih, shift_ih, w_hh, b_hh, m_hh, shift_hh,
-                  frac_pre, frac_h, frac_c, acc):
+                  frac_pre, frac_h, frac_c, acc, gh):
     """Run float inputs ``x`` [T, B, I], quantized with ``x_scale = 2**frac_x``, from a zero state.
 
-    Returns ``(outputs [T, B, H]`` at ``frac_h`` fractional bits, ``values saturated)``;
-    ``acc`` is scratch of the accumulator's type (int32 or int64), one entry per row.
+    Returns ``(outputs [T, B, H]`` at ``frac_h`` fractional bits, ``values saturated)``.
+    ``acc`` and ``gh`` are scratch, one entry per row, of the accumulator's type (int32 or
+    int64) and of the elementwise type (int16 or int32, also that of the cell state).
     """
     seq_len, batch, inputs = x.shape
     rows, hidden = w_hh.shape
     qmax = (1 << (w_hh.itemsize * 8 - 1)) - 1
+    bound = (1 << (gh.itemsize * 8 - 1)) - 1
     xq = np.empty(inputs, w_ih.dtype)
-    gi = np.empty((seq_len, batch, rows), np.int16)
-    gh = np.empty(rows, np.int16)
+    gi = np.empty((seq_len, batch, rows), gh.dtype)
     h = np.zeros((batch, hidden), w_hh.dtype)
-    c = np.zeros((batch, hidden), np.int16)
+    c = np.zeros((batch, hidden), gh.dtype)
     out = np.empty((seq_len, batch, hidden), w_hh.dtype)
     saturated = 0
     for t in range(seq_len):  # the input projection for every step, ahead of the recurrence
         for b in range(batch):
             saturated += _quantize_inputs(x[t, b], x_scale, qmax, xq)
-            saturated += _project(w_ih, b_ih, m_ih, shift_ih, xq, acc, gi[t, b])
+            saturated += _project(w_ih, b_ih, m_ih, shift_ih, xq, acc, gi[t, b], bound)
     for t in range(seq_len):
         for b in range(batch):
-            saturated += _project(w_hh, b_hh, m_hh, shift_hh, h[b], acc, gh)
+            saturated += _project(w_hh, b_hh, m_hh, shift_hh, h[b], acc, gh, bound)
             if cell == GRU:
                 _gru_units(gi[t, b], gh, h[b], hidden, frac_pre, frac_h, qmax)
             elif cell == LSTM:
-                saturated += _lstm_units(gi[t, b], gh, h[b], c[b], hidden, frac_pre, frac_h, frac_c, qmax)
+                saturated += _lstm_units(gi[t, b], gh, h[b], c[b], hidden, frac_pre, frac_h, frac_c,
+                                         qmax, bound)
             else:
                 _reluadd_units(gi[t, b], gh, h[b], hidden, frac_pre, frac_h, qmax)
         out[t] = h

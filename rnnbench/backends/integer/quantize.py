@@ -8,10 +8,13 @@ The scheme (the same for both widths; ``bits`` is 8 or 16):
   every cell keeps ``h`` in [-1, 1] by construction;
 - matrix products: exact integer accumulation, int32 for 8 bits and int64 for 16 bits
   (int16 x int16 products reach 2**30, so two of them can already overflow int32);
-- gate pre-activations ``W x + b`` and ``W h + b``: rescaled from the accumulator to
-  int16 with a calibrated number of fractional bits by a per-row integer multiplier and
-  a rounding right shift, saturated; the bias is added in the accumulator, at its scale;
-- LSTM cell state ``c``: int16 with a calibrated number of fractional bits.
+- gate pre-activations ``W x + b`` and ``W h + b``: rescaled from the accumulator to the
+  elementwise width (int16 for 8 bits, int32 for 16 bits) with a calibrated number of
+  fractional bits, by a per-row integer multiplier and a rounding right shift, then
+  saturated; the bias is added in the accumulator, at its scale;
+- the elementwise part of a step runs at that width too; sigmoid and tanh are int16
+  tables with Q0.15 outputs (see :mod:`.fixed`); LSTM's cell state ``c`` is stored at the
+  elementwise width with a calibrated number of fractional bits.
 
 Calibration runs the float cell over the calibration inputs and picks the finest
 power-of-two scales under which the observed ranges fit.
@@ -25,12 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnbench.backends.base import InvalidParams, Unsupported
-from rnnbench.backends.integer.fixed import GATE_FRAC, INT16_MAX
+from rnnbench.backends.integer.fixed import GATE_FRAC
 from rnnbench.cells import Weights
 from rnnbench.cells.reference import STEPS
 
 SUPPORTED_BITS = (8, 16)
 _ACCUMULATOR = {8: np.int32, 16: np.int64}
+# Pre-activations, elementwise arithmetic and the LSTM cell state: twice the weights' width.
+_ELEMENTWISE = {8: np.int16, 16: np.int32}
 # The rescaling product (accumulator + bias) * multiplier is formed in int64.
 _PRODUCT_LIMIT = 2**62
 # Headroom for the +-1 constants reluadd adds to its pre-activations (clip).
@@ -67,8 +72,8 @@ class QuantizedCell:
     input_proj: Projection
     recurrent_proj: Projection
     frac_x: int  # fractional bits of the inputs
-    frac_pre: int  # of the gate pre-activations (int16)
-    frac_c: int  # of the LSTM cell state (int16)
+    frac_pre: int  # of the gate pre-activations
+    frac_c: int  # of the LSTM cell state
     calibration_size: int  # input vectors (steps x sequences) the scales were chosen on
 
     @property
@@ -86,6 +91,15 @@ class QuantizedCell:
     @property
     def accumulator(self) -> type:
         return _ACCUMULATOR[self.bits]
+
+    @property
+    def elementwise(self) -> type:
+        return _ELEMENTWISE[self.bits]
+
+    @property
+    def elementwise_max(self) -> int:
+        """Saturation bound of pre-activations and cell state."""
+        return int(np.iinfo(self.elementwise).max)
 
 
 def finest_frac(max_abs: float, limit: int, lowest: int = 0, highest: int = 30) -> int:
@@ -169,10 +183,11 @@ def quantize(weights: Weights, bits: int, calibration: np.ndarray) -> QuantizedC
     calibration = np.asarray(calibration, np.float32)
     frac_x = finest_frac(float(np.abs(calibration).max(initial=0.0)), qmax, lowest=-8, highest=bits + 8)
     max_pre, max_c = _float_ranges(weights, calibration)
-    # The pre-activations of all gates share one scale, so reluadd adds them without rescaling;
-    # at most 13 fractional bits, so a product with a Q0.15 gate keeps the pre-activation's scale.
-    frac_pre = finest_frac(max_pre + _PRE_HEADROOM, INT16_MAX, highest=GATE_FRAC - 2)
-    frac_c = finest_frac(max_c, INT16_MAX, highest=GATE_FRAC)
+    limit = int(np.iinfo(_ELEMENTWISE[bits]).max)
+    # The pre-activations of all gates share one scale, so reluadd adds them without rescaling.
+    frac_pre = finest_frac(max_pre + _PRE_HEADROOM, limit)
+    # c only meets Q0.15 gates in products, which keep the coarser scale: more bits would be lost.
+    frac_c = finest_frac(max_c, limit, highest=GATE_FRAC)
     return QuantizedCell(
         cell=weights.cell,
         bits=bits,

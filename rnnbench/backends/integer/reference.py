@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnbench.backends.integer.fixed import INT16_MAX, Fixed, IntegerOps, saturate, shift_round
+from rnnbench.backends.integer.fixed import Fixed, IntegerOps, saturate, shift_round
 from rnnbench.backends.integer.quantize import Projection, QuantizedCell, quantize_inputs
 from rnnbench.cells.equations import GATES
 from rnnbench.cells.reference import STEPS
 
 
-def project(proj: Projection, v: np.ndarray) -> tuple[np.ndarray, int]:
-    """Pre-activations ``W v + b`` of vectors ``v`` [..., K] in the int16 range, and how many saturated."""
+def project(proj: Projection, v: np.ndarray, bound: int) -> tuple[np.ndarray, int]:
+    """Pre-activations ``W v + b`` of vectors ``v`` [..., K] saturated to ``bound``, and how many were."""
     acc = v.astype(np.int64) @ proj.weight.T.astype(np.int64) + proj.bias
     pre = shift_round(acc * proj.multiplier, proj.shift)
-    return saturate(pre, INT16_MAX), int(np.count_nonzero(np.abs(pre) > INT16_MAX))
+    return saturate(pre, bound), int(np.count_nonzero(np.abs(pre) > bound))
 
 
 def run_reference(q: QuantizedCell, x: np.ndarray) -> tuple[np.ndarray, int]:
@@ -33,21 +33,21 @@ def run_reference(q: QuantizedCell, x: np.ndarray) -> tuple[np.ndarray, int]:
     seq_len, batch, _ = x.shape
     gates, lstm = GATES[q.cell], q.cell == "lstm"
     xq, saturated = quantize_inputs(x, q.frac_x, q.bits)
-    gi_all, clipped = project(q.input_proj, xq)
+    gi_all, clipped = project(q.input_proj, xq, q.elementwise_max)
     saturated += clipped
     h = Fixed(np.zeros((batch, q.hidden_size)), q.frac_h)
     c = Fixed(np.zeros((batch, q.hidden_size)), q.frac_c)
     out = np.empty((seq_len, batch, q.hidden_size), np.int64)
     for t in range(seq_len):
-        gh, clipped = project(q.recurrent_proj, h.q)
+        gh, clipped = project(q.recurrent_proj, h.q, q.elementwise_max)
         saturated += clipped
         gi = tuple(Fixed(v, q.frac_pre) for v in np.split(gi_all[t], gates, -1))
         gh = tuple(Fixed(v, q.frac_pre) for v in np.split(gh, gates, -1))
         if lstm:
             h_new, c_new = STEPS[q.cell](IntegerOps, gi, gh, (h, c))
             c_q = c_new.to(q.frac_c)
-            saturated += int(np.count_nonzero(np.abs(c_q) > INT16_MAX))
-            c = Fixed(saturate(c_q, INT16_MAX), q.frac_c)
+            saturated += int(np.count_nonzero(np.abs(c_q) > q.elementwise_max))
+            c = Fixed(saturate(c_q, q.elementwise_max), q.frac_c)
         else:
             h_new = STEPS[q.cell](IntegerOps, gi, gh, h)
         # h is in [-1, 1] by construction: storing it clamps at most the one step of +-1.
