@@ -38,7 +38,7 @@ class IntegerPrepared(Prepared):
         inp, rec = q.input_proj, q.recurrent_proj
         out, saturated = run_sequences(
             CELL_CODES[q.cell], np.ascontiguousarray(x, np.float32), 2.0**q.frac_x,
-            inp.weight, inp.bias, inp.multiplier, inp.shift,
+            inp.weight_t, inp.bias, inp.multiplier, inp.shift,
             rec.weight, rec.bias, rec.multiplier, rec.shift, q.frac_pre, q.frac_h, q.frac_c,
             np.empty(rec.weight.shape[0], q.accumulator), np.empty(rec.weight.shape[0], q.elementwise),
         )

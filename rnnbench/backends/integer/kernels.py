@@ -2,9 +2,10 @@
 
 They compute exactly what :mod:`rnnbench.backends.integer.reference` computes (tests
 prove the outputs bit-identical), written as flat loops over contiguous integer arrays
-so LLVM vectorises them: the matrix products as per-row dot products of int8/int16
-vectors (``vpmaddwd`` for int8 into int32 accumulators), the rescaling and the
-elementwise updates as loops over the hidden units.
+so LLVM vectorises them: the recurrent product as one dot product per row (int8 x int8
+into int32 becomes ``vpmaddwd``), the input product (short rows) as a sum of the rows of
+the transposed weights, the rescaling and the elementwise updates as loops over the
+hidden units.
 
 Each elementwise update transcribes its equation in :mod:`rnnbench.cells.equations`
 operation by operation on ``(integer, fractional bits)`` pairs, with ``_add``, ``_sub``
@@ -98,16 +99,33 @@ def _quantize_inputs(x, scale, qmax, xq):
 
 
 @njit(cache=True)
-def _project(weight, bias, multiplier, shift, v, acc, pre, bound):
-    """``pre = saturate(shift_round((W v + bias) * multiplier, shift), bound)``; returns how many saturated."""
+def _matvec_by_rows(weight, v, acc):
+    """``acc = W v`` as one dot product per row of ``W`` [rows, K]: best for long rows (``W_hh``)."""
     rows, k_len = weight.shape
     for r in range(rows):
         s = 0
         for k in range(k_len):
             s += weight[r, k] * v[k]
         acc[r] = s  # int32 or int64: the accumulator's width, no overflow by construction
+
+
+@njit(cache=True)
+def _matvec_by_columns(weight_t, v, acc):
+    """``acc = W v`` as a sum of the rows of ``W^T`` [K, rows]: best for short rows (``W_ih``, small I)."""
+    k_len, rows = weight_t.shape
+    acc[:] = 0
+    for k in range(k_len):
+        vk = v[k]
+        w = weight_t[k]
+        for r in range(rows):
+            acc[r] += vk * w[r]
+
+
+@njit(cache=True)
+def _rescale(acc, bias, multiplier, shift, pre, bound):
+    """``pre = saturate(shift_round((acc + bias) * multiplier, shift), bound)``; returns #saturated."""
     saturated = 0
-    for r in range(rows):
+    for r in range(acc.shape[0]):
         p = shift_round_jit(np.int64(acc[r] + bias[r]) * multiplier[r], shift)
         clipped = saturate_jit(p, bound)
         saturated += clipped != p
@@ -163,7 +181,7 @@ def _reluadd_units(gi, gh, h, hidden, frac_pre, frac_h, qmax):
 
 
 @njit(cache=True)
-def run_sequences(cell, x, x_scale, w_ih, b_ih, m_ih, shift_ih, w_hh, b_hh, m_hh, shift_hh,
+def run_sequences(cell, x, x_scale, w_ih_t, b_ih, m_ih, shift_ih, w_hh, b_hh, m_hh, shift_hh,
                   frac_pre, frac_h, frac_c, acc, gh):
     """Run float inputs ``x`` [T, B, I], quantized with ``x_scale = 2**frac_x``, from a zero state.
 
@@ -175,7 +193,7 @@ def run_sequences(cell, x, x_scale, w_ih, b_ih, m_ih, shift_ih, w_hh, b_hh, m_hh
     rows, hidden = w_hh.shape
     qmax = (1 << (w_hh.itemsize * 8 - 1)) - 1
     bound = (1 << (gh.itemsize * 8 - 1)) - 1
-    xq = np.empty(inputs, w_ih.dtype)
+    xq = np.empty(inputs, w_ih_t.dtype)
     gi = np.empty((seq_len, batch, rows), gh.dtype)
     h = np.zeros((batch, hidden), w_hh.dtype)
     c = np.zeros((batch, hidden), gh.dtype)
@@ -184,10 +202,12 @@ def run_sequences(cell, x, x_scale, w_ih, b_ih, m_ih, shift_ih, w_hh, b_hh, m_hh
     for t in range(seq_len):  # the input projection for every step, ahead of the recurrence
         for b in range(batch):
             saturated += _quantize_inputs(x[t, b], x_scale, qmax, xq)
-            saturated += _project(w_ih, b_ih, m_ih, shift_ih, xq, acc, gi[t, b], bound)
+            _matvec_by_columns(w_ih_t, xq, acc)
+            saturated += _rescale(acc, b_ih, m_ih, shift_ih, gi[t, b], bound)
     for t in range(seq_len):
         for b in range(batch):
-            saturated += _project(w_hh, b_hh, m_hh, shift_hh, h[b], acc, gh, bound)
+            _matvec_by_rows(w_hh, h[b], acc)
+            saturated += _rescale(acc, b_hh, m_hh, shift_hh, gh, bound)
             if cell == GRU:
                 _gru_units(gi[t, b], gh, h[b], hidden, frac_pre, frac_h, qmax)
             elif cell == LSTM:

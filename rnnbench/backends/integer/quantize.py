@@ -58,6 +58,7 @@ class Projection:
     """
 
     weight: np.ndarray  # [rows, K] int8 / int16
+    weight_t: np.ndarray  # the same, transposed and contiguous [K, rows], for the kernels
     bias: np.ndarray  # [rows] int32 / int64, at the accumulator's scale
     multiplier: np.ndarray  # [rows] int64
     shift: int
@@ -141,7 +142,7 @@ def _projection(w: np.ndarray, b: np.ndarray, bits: int, frac_in: int, frac_pre:
     multiplier = np.rint(real_multiplier * 2.0**shift).astype(np.int64)
     if float((bound * np.abs(multiplier)).max()) >= _PRODUCT_LIMIT or multiplier.max() < 2**10:
         raise Unsupported(f"int{bits} rescaling cannot be done exactly in int64 at these sizes")
-    return Projection(q, bias.astype(_ACCUMULATOR[bits]), multiplier, shift)
+    return Projection(q, np.ascontiguousarray(q.T), bias.astype(_ACCUMULATOR[bits]), multiplier, shift)
 
 
 class NumpyOps:
