@@ -182,7 +182,8 @@ def run_point(point: Point, settings: Settings) -> list[dict[str, Any]]:
     """Measure ``point`` in a fresh child process, killed after ``settings.timeout`` seconds."""
     ctx = _mp_context()
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(point, settings, backends.target(point.backend), sender), daemon=True)
+    process = ctx.Process(target=_child, args=(point, settings, backends.target(point.backend), sender),
+                          daemon=True)
     process.start()
     sender.close()
     try:

@@ -128,19 +128,18 @@ def integer_step_cost(cell: str, input_size: int, hidden_size: int, bits: int) -
     ``ops_int16``; their accumulators are 32 bits wide for 8 bits, 64 for 16); per row of
     each of the two products, a bias addition and a rescaling (multiply, rounding shift,
     saturate) of the accumulator count two ``ops_int32``; the elementwise additions,
-    subtractions, negations and ReLUs (max) run on int16 values (``ops_int16``), as does
-    storing the state; a product of two data-dependent values is an int16 x int16 -> int32
-    multiply with a rounding shift back (one ``ops_int32``); every sigmoid or tanh is one
-    interpolated table lookup (``ops_lut``).
+    subtractions, negations and ReLUs (max) and the storing of the state run at twice the
+    weights' width (``ops_int16`` for 8 bits, ``ops_int32`` for 16); a product of two
+    data-dependent values (a Q0.15 gate times a value) is a widening multiply with a
+    rounding shift back (one ``ops_int32``); every sigmoid or tanh is one interpolated
+    int16 table lookup (``ops_lut``).
     """
     rows = GATES[cell] * hidden_size
     unit = elementwise_counts(cell)
-    macs = rows * (input_size + hidden_size)
     stored_state = 2 if cell == "lstm" else 1
-    return {
-        "ops_int8": macs if bits == 8 else 0,
-        "ops_int16": (macs if bits == 16 else 0) + hidden_size * (
-            unit["add"] + unit["relu"] + unit["weight_mul"] + stored_state),
-        "ops_int32": 2 * 2 * rows + hidden_size * unit["data_mul"],
-        "ops_lut": hidden_size * (unit["sigmoid"] + unit["tanh"]),
-    }
+    counts = {"ops_int8": 0, "ops_int16": 0, "ops_int32": 0}
+    counts[f"ops_int{bits}"] += rows * (input_size + hidden_size)
+    counts[f"ops_int{2 * bits}"] += hidden_size * (
+        unit["add"] + unit["relu"] + unit["weight_mul"] + stored_state)
+    counts["ops_int32"] += 2 * 2 * rows + hidden_size * unit["data_mul"]
+    return {**counts, "ops_lut": hidden_size * (unit["sigmoid"] + unit["tanh"])}
