@@ -17,4 +17,11 @@ PRESETS: dict[str, dict[str, object]] = {
         "seq_lens": "100", "hidden": "16,64,256,1024", "batch": "1,32", "input_size": 16,
         "min_time": 1.0, "repeats": 15,
     },
+    # Integer execution (issue 3): reluadd int8 should take <= 0.5x the time of GRU int8 at
+    # H <= 256, and be no slower than float reluadd at H >= 256.
+    "int-compare": {
+        "cells": "gru,lstm,reluadd", "backends": "float,int8,int16,torch-int8",
+        "seq_lens": "100", "hidden": "16,64,256,1024", "batch": "1", "input_size": 16,
+        "min_time": 1.0, "repeats": 15,
+    },
 }

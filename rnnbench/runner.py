@@ -33,7 +33,7 @@ from rnnbench.stats import error_metrics
 
 # Imported by the fork server once, so every point's child starts with them loaded.
 _PRELOAD = ["rnnbench.runner", "rnnbench.backends.float32", "rnnbench.backends.pytorch",
-            "rnnbench.backends.onnxrt"]
+            "rnnbench.backends.onnxrt", "rnnbench.backends.integer.backend"]
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,13 @@ class Settings:
     timeout: float = 120.0  # hard limit per point, child process killed after it
 
 
-def make_inputs(point: Point) -> np.ndarray:
-    """The point's input sequences [T, B, I]: standard normal from the point's seed."""
-    rng = np.random.default_rng(point.seed)
+def make_inputs(point: Point, calibration: bool = False) -> np.ndarray:
+    """The point's input sequences [T, B, I]: standard normal from the point's seed.
+
+    ``calibration=True`` gives an independent draw of the same distribution, so backends
+    that calibrate (the integer ones) are not calibrated on the very inputs they are measured on.
+    """
+    rng = np.random.default_rng((point.seed, 1) if calibration else point.seed)
     shape = (point.seq_len, point.batch_size, point.input_size)
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -113,7 +117,8 @@ def measure(point: Point, settings: Settings) -> list[dict[str, Any]]:
     reference = reference.numpy()
 
     start = time.perf_counter()
-    prepared = backend.prepare(Weights.from_module(module), params, x, threads=point.threads)
+    calibration = make_inputs(point, calibration=True)
+    prepared = backend.prepare(Weights.from_module(module), params, calibration, threads=point.threads)
     prepare_time = time.perf_counter() - start
     out = prepared.run(x)
     accuracy = {**error_metrics(out, reference), **error_metrics(out[-1], reference[-1], "final_")}
@@ -153,6 +158,8 @@ def _child(
     backends.register(point.backend, target)  # backends registered in the parent at run time
     try:
         rows = measure(point, settings)
+    except backends.Unsupported as exc:  # found out only while preparing (e.g. sizes too large)
+        rows = [failure_row(point, "skipped", "Unsupported", str(exc))]
     except Exception as exc:  # a point's failure is data, not a crash
         detail = traceback.format_exception_only(exc)[-1].strip()
         rows = [failure_row(point, "error", type(exc).__name__, detail)]
@@ -175,7 +182,8 @@ def run_point(point: Point, settings: Settings) -> list[dict[str, Any]]:
     """Measure ``point`` in a fresh child process, killed after ``settings.timeout`` seconds."""
     ctx = _mp_context()
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(point, settings, backends.target(point.backend), sender), daemon=True)
+    process = ctx.Process(target=_child, args=(point, settings, backends.target(point.backend), sender),
+                          daemon=True)
     process.start()
     sender.close()
     try:
