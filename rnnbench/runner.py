@@ -167,23 +167,30 @@ def _child(
     conn.close()
 
 
-_context: mp.context.BaseContext | None = None
+_forkserver: mp.context.BaseContext | None = None
 
 
-def _mp_context() -> mp.context.BaseContext:
-    global _context
-    if _context is None:
-        _context = mp.get_context("forkserver")
-        _context.set_forkserver_preload(_PRELOAD)
-    return _context
+def _mp_context(fork_safe: bool) -> mp.context.BaseContext:
+    """A fork server with the libraries preloaded (fast), or a fresh interpreter (spawn).
+
+    Spawn is for backends whose libraries misbehave when forked after import (see
+    :attr:`rnnbench.backends.base.Backend.fork_safe`).
+    """
+    global _forkserver
+    if not fork_safe:
+        return mp.get_context("spawn")
+    if _forkserver is None:
+        _forkserver = mp.get_context("forkserver")
+        _forkserver.set_forkserver_preload(_PRELOAD)
+    return _forkserver
 
 
 def run_point(point: Point, settings: Settings) -> list[dict[str, Any]]:
     """Measure ``point`` in a fresh child process, killed after ``settings.timeout`` seconds."""
-    ctx = _mp_context()
+    ctx = _mp_context(backends.get(point.backend).fork_safe)
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(point, settings, backends.target(point.backend), sender),
-                          daemon=True)
+    target = backends.target(point.backend)
+    process = ctx.Process(target=_child, args=(point, settings, target, sender), daemon=True)
     process.start()
     sender.close()
     try:

@@ -47,6 +47,9 @@ class Backend(ABC):
 
     name: str = ""
     description: str = ""
+    # False where the backend's library misbehaves in a process forked after it was
+    # imported; the runner then starts that point in a fresh interpreter instead.
+    fork_safe: bool = True
 
     def skip_reason(self, cell: str, params: Mapping[str, Any]) -> str | None:
         """``None`` when this backend runs ``cell``; otherwise why not (recorded as ``skipped``)."""
