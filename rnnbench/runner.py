@@ -163,8 +163,12 @@ def _child(
     except Exception as exc:  # a point's failure is data, not a crash
         detail = traceback.format_exception_only(exc)[-1].strip()
         rows = [failure_row(point, "error", type(exc).__name__, detail)]
-    conn.send(rows)
-    conn.close()
+    try:
+        conn.send(rows)
+    except OSError:
+        pass  # the parent stopped waiting (timeout or Ctrl-C): nobody to report to
+    finally:
+        conn.close()
 
 
 _forkserver: mp.context.BaseContext | None = None

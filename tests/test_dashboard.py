@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from fixtures_results import synthetic_rows, write_corrupt, write_other_schema, write_results
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
@@ -21,6 +20,8 @@ from dashboard.charts.common import point_table, series_labels
 from dashboard.charts.integer import bit_width
 from rnnbench import stats, store
 from rnnbench.cli import app
+
+from .fixtures_results import synthetic_rows, write_corrupt, write_other_schema, write_results
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 CHART_KEYS = [c.key for c in CHARTS]

@@ -25,9 +25,10 @@ from base64 import b64decode
 from pathlib import Path
 
 import pytest
-from fixtures_results import write_results
 
 from dashboard.charts import CHARTS
+
+from .fixtures_results import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
