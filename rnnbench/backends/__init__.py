@@ -15,6 +15,7 @@ _REGISTRY: dict[str, str] = {
     "float": "rnnbench.backends.float32:BACKEND",
     "torch": "rnnbench.backends.pytorch:BACKEND",
     "onnxruntime": "rnnbench.backends.onnxrt:BACKEND",
+    "ckks": "rnnbench.backends.ckks:BACKEND",
 }
 
 

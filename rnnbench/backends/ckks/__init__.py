@@ -121,7 +121,8 @@ class EncryptedCell(Prepared):
         width = self.weights.hidden_size if self.packing.name == "batch" else 1
         coeffs = {k: p.coeffs for k, p in self.polys.items()}
         return {
-            "ct_ct_mul": width * (unit["data_mul"] + sum(unit[k] * poly.ct_mults(coeffs[k]) for k in poly.KINDS)),
+            "ct_ct_mul": width * (
+                unit["data_mul"] + sum(unit[k] * poly.ct_mults(coeffs[k]) for k in poly.KINDS)),
             "ct_pt_mul": self.packing.model_pt_mults() + width * (
                 unit["weight_mul"] + sum(unit[k] * poly.pt_mults(coeffs[k]) for k in poly.KINDS)),
             "rotations": self.packing.model_rotations(),
@@ -141,7 +142,8 @@ class EncryptedCell(Prepared):
             "ckks_depth_per_step": ckks_params.levels_needed(
                 self.weights.cell, {k: p.coeffs for k, p in self.polys.items()}, 1),
             "ckks_refreshes": round(self.refreshes / runs),
-            **{f"ckks_{k}": round(counted.get(k, 0)) for k in ("ct_ct_mul", "ct_pt_mul", "rotations", "additions")},
+            **{f"ckks_{k}": round(counted.get(k, 0))
+               for k in ("ct_ct_mul", "ct_pt_mul", "rotations", "additions")},
             "ckks_bytes_to_server": round(self.traffic["to_server"] / runs),
             "ckks_bytes_to_client": round(self.traffic["to_client"] / runs),
             "ckks_context_bytes": self.engine.context_bytes(),
@@ -149,8 +151,9 @@ class EncryptedCell(Prepared):
             "ckks_scale_bits": self.setup.scale_bits,
             "ckks_coeff_modulus_bits": sum(self.setup.coeff_bits),
             "ckks_refresh_every": self.setup.refresh_every,
-            "ckks_polys": json.dumps({k: {"degree": p.degree, "half_width": round(p.half_width, 4),
-                                          "max_err": round(p.max_error(), 6)} for k, p in self.polys.items()}),
+            "ckks_polys": json.dumps({
+                k: {"degree": p.degree, "half_width": round(p.half_width, 4), "max_err": round(p.max_error(), 6)}
+                for k, p in self.polys.items()}),
         }
         if self.last is not None:
             x, out = self.last
@@ -164,6 +167,9 @@ class EncryptedCell(Prepared):
 class CkksBackend(Backend):
     name = "ckks"
     description = "CKKS homomorphic encryption (SEAL via TenSEAL): batch or vector packing, client refreshes"
+    # One encrypted run takes seconds to minutes and SEAL has nothing to warm up: the runner's
+    # accuracy run plus two timed samples.
+    sample_cap = {"warmup": 0, "repeats": 2}
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return ckks_params.validate(params)

@@ -193,7 +193,8 @@ class Engine:
 
 def saved_size(obj) -> int:
     """Bytes of ``obj.save`` (SEAL serializes to files only in these bindings)."""
-    fd, path = tempfile.mkstemp(prefix="rnnbench-ckks-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    fd, path = tempfile.mkstemp(prefix="rnnbench-ckks-",
+                                dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     os.close(fd)
     try:
         obj.save(path)

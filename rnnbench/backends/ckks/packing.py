@@ -178,7 +178,8 @@ class VectorPacking:
     def _giant_steps(engine: Engine, babies: list, plains: list, g: int, level: int) -> seal.Ciphertext:
         total = None
         for j, pts in enumerate(plains):
-            terms = [engine.mul_plain(baby, pt) for baby, pt in zip(babies, pts, strict=True) if pt is not None]
+            terms = [engine.mul_plain(baby, pt)
+                     for baby, pt in zip(babies, pts, strict=True) if pt is not None]
             if not terms:
                 continue
             inner = terms[0]
@@ -200,7 +201,8 @@ class VectorPacking:
                 block[:hidden, : matrix.shape[1]] = matrix[gate * hidden:(gate + 1) * hidden]
                 width = max(self.hidden_period, period)
                 rows = np.arange(width) % self.hidden_period
-                total += sum(bool(np.any(block[rows, (np.arange(width) + i) % period])) for i in range(period))
+                total += sum(bool(np.any(block[rows, (np.arange(width) + i) % period]))
+                             for i in range(period))
         return total
 
     def model_rotations(self) -> int:

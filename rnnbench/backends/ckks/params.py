@@ -199,7 +199,8 @@ def validate(given: Mapping[str, Any]) -> dict[str, Any]:
         _as_int(params, f"{kind}_degree", 1, 31)
     if params["interval"] != "auto" and not (
             isinstance(params["interval"], int | float) and params["interval"] > 0):
-        raise InvalidParams(f"ckks.interval must be auto or a positive half-width, got {params['interval']!r}")
+        raise InvalidParams(
+            f"ckks.interval must be auto or a positive half-width, got {params['interval']!r}")
     if not (isinstance(params["margin"], int | float) and params["margin"] >= 1):
         raise InvalidParams(f"ckks.margin must be a number >= 1, got {params['margin']!r}")
     return params

@@ -38,7 +38,7 @@ _PARITY = {"sigmoid": 1, "tanh": 1, "relu": 0}  # 1: odd powers, 0: even powers
 
 @dataclass(frozen=True)
 class Poly:
-    """``p(x) = sum coeffs[k] * (x / half_width)^k``, a stand-in for ``kind`` on ``[-half_width, half_width]``."""
+    """``p(x) = sum coeffs[k] * (x / a)^k`` with ``a = half_width``: ``kind`` on ``[-a, a]``."""
 
     kind: str
     half_width: float
