@@ -65,7 +65,7 @@ class EncryptedCell(Prepared):
         seq_len, batch, _ = x.shape
         hidden, cell = self.weights.hidden_size, self.weights.cell
         out = np.empty((seq_len, batch, hidden))
-        engine, packing, w = self.engine, self.packing, self.weights
+        engine, packing = self.engine, self.packing
         lstm = cell == "lstm"
         for group in packing.groups(batch, engine.slots):
             xg = np.asarray(x[:, group], np.float64)
@@ -85,12 +85,7 @@ class EncryptedCell(Prepared):
                     state = self._refresh(state, out[t - 1, group], size)
                     self._tick("refresh", clock)
                 clock = time.perf_counter()
-                h = state[0]
-                level = h.level - 1
-                gh = packing.project(engine, h.cts, w.weight_hh, w.bias_hh, level)
-                gi = packing.project(engine, inputs[t], w.weight_ih, w.bias_ih, level)
-                new = STEPS[cell](self.ops, gi, gh, state if lstm else h)
-                state = new if lstm else (new,)
+                state = self.step(state, inputs[t])
                 sent = [engine.mod_switch(ct, 0) for ct in state[0].cts]  # smallest form to send
                 clock = self._tick("eval", clock)
                 self._send("to_client", sent)
@@ -100,6 +95,15 @@ class EncryptedCell(Prepared):
         self.runs += 1
         self.last = (np.asarray(x), out)
         return out.astype(np.float32)
+
+    def step(self, state: tuple[Enc, ...], inputs: list) -> tuple[Enc, ...]:
+        """One time step on the server: both matrix products, then the cell's own equations."""
+        w, h = self.weights, state[0]
+        level = h.level - 1
+        gh = self.packing.project(self.engine, h.cts, w.weight_hh, w.bias_hh, level)
+        gi = self.packing.project(self.engine, inputs, w.weight_ih, w.bias_ih, level)
+        new = STEPS[w.cell](self.ops, gi, gh, state if w.cell == "lstm" else h)
+        return new if w.cell == "lstm" else (new,)
 
     def _refresh(self, state: tuple[Enc, ...], h_values: np.ndarray, size: int) -> tuple[Enc, ...]:
         """The client re-encrypts the state at the top level; it already holds ``h`` (the output)."""
@@ -152,8 +156,8 @@ class EncryptedCell(Prepared):
             "ckks_coeff_modulus_bits": sum(self.setup.coeff_bits),
             "ckks_refresh_every": self.setup.refresh_every,
             "ckks_polys": json.dumps({
-                k: {"degree": p.degree, "half_width": round(p.half_width, 4), "max_err": round(p.max_error(), 6)}
-                for k, p in self.polys.items()}),
+                k: {"degree": p.degree, "half_width": round(p.half_width, 4),
+                    "max_err": round(p.max_error(), 6)} for k, p in self.polys.items()}),
         }
         if self.last is not None:
             x, out = self.last
