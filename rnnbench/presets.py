@@ -27,7 +27,7 @@ PRESETS: dict[str, dict[str, object]] = {
     "ckks-compare": {
         "cells": "gru,lstm,reluadd", "backends": "ckks", "seq_lens": "1,5,20", "hidden": "8,16,32",
         "batch": "1", "input_size": 16, "min_time": 0.0001, "repeats": 1, "warmup": 0,
-        "parts": [{"batch": "8192", "params": ["ckks.packing=batch"]},
-                  {"batch": "1", "params": ["ckks.packing=vector"]}],
+        "parts": [{"batch": "1", "params": ["ckks.packing=vector"]},
+                  {"batch": "8192", "params": ["ckks.packing=batch"]}],
     },
 }

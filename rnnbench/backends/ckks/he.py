@@ -213,6 +213,10 @@ class Enc:
     def level(self) -> int:
         return self.engine.level(self.cts[0])
 
+    def select(self, indices: list[int] | None) -> Enc:
+        """The ciphertexts at ``indices`` (all of them for ``None``)."""
+        return self if indices is None else Enc(self.engine, [self.cts[i] for i in indices])
+
     def _map(self, fn, *others: Enc) -> Enc:
         return Enc(self.engine, [fn(*cts) for cts in zip(self.cts, *(o.cts for o in others), strict=True)])
 

@@ -40,6 +40,10 @@ class BatchPacking:
     def rotation_steps(self) -> list[int]:
         return []
 
+    def units(self) -> list[list[int]]:
+        """Hidden units are separate ciphertexts: the step is evaluated one unit at a time."""
+        return [[j] for j in range(self.weights.hidden_size)]
+
     def groups(self, batch: int, slots: int) -> list[slice]:
         """Sequences that share ciphertexts: up to one per slot."""
         return [slice(start, min(start + slots, batch)) for start in range(0, batch, slots)]
@@ -56,12 +60,13 @@ class BatchPacking:
         return np.stack([engine.decrypt(ct)[:batch] for ct in value.cts], axis=1)
 
     def project(self, engine: Engine, cts: list[seal.Ciphertext], matrix: np.ndarray, bias: np.ndarray,
-                level: int) -> tuple[Enc, ...]:
-        """``matrix @ v + bias`` as one :class:`Enc` per gate, at ``level`` with its canonical scale."""
+                level: int, units: list[int]) -> tuple[Enc, ...]:
+        """``matrix @ v + bias`` for ``units``, one :class:`Enc` per gate, at ``level`` (canonical scale)."""
         src = [engine.mod_switch(ct, level + 1) for ct in cts]
         weight_scale = engine.scales[level] * engine.primes[level + 1] / src[0].scale
+        hidden, gates = self.weights.hidden_size, self.weights.gates
         rows = []
-        for r in range(matrix.shape[0]):
+        for r in (g * hidden + j for g in range(gates) for j in units):
             acc = None
             for ct, w in zip(src, matrix[r], strict=True):
                 if w == 0:
@@ -70,9 +75,7 @@ class BatchPacking:
                 acc = term if acc is None else engine.add(acc, term)
             out = engine.rescale(acc, engine.scales[level])
             rows.append(engine.add_plain(out, engine.plain(float(bias[r]), level, engine.scales[level])))
-        gates = self.weights.gates
-        hidden = self.weights.hidden_size
-        return tuple(Enc(engine, rows[g * hidden:(g + 1) * hidden]) for g in range(gates))
+        return tuple(Enc(engine, rows[g * len(units):(g + 1) * len(units)]) for g in range(gates))
 
     def model_pt_mults(self) -> int:
         """Ciphertext-plaintext products of both matrix products in one step."""
@@ -105,6 +108,10 @@ class VectorPacking:
 
     def rotation_steps(self) -> list[int]:
         return self._steps(self.hidden_period) + self._steps(self.input_period)
+
+    def units(self) -> list[None]:
+        """All units share each ciphertext: one evaluation of the step covers them."""
+        return [None]
 
     def groups(self, batch: int, slots: int) -> list[slice]:
         """All sequences run in lockstep (each in its own ciphertexts), so refreshes are shared."""
@@ -160,7 +167,7 @@ class VectorPacking:
         return self._plain_cache[key]
 
     def project(self, engine: Engine, cts: list[seal.Ciphertext], matrix: np.ndarray, bias: np.ndarray,
-                level: int) -> tuple[Enc, ...]:
+                level: int, units: None = None) -> tuple[Enc, ...]:
         """``matrix @ v + bias`` per gate for every sequence, at ``level`` with its canonical scale."""
         period = self.hidden_period if matrix is self.weights.weight_hh else self.input_period
         g = self._baby(period, self.weights.gates)
