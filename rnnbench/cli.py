@@ -83,6 +83,20 @@ def backend_param_variants(backend_list: list[str], given: list[str]) -> dict[st
         raise InputError(str(exc)) from None
 
 
+def check_points(points: list) -> None:
+    """Refuse, before anything runs, a backend setting that cannot work for a point's cell."""
+    seen = set()
+    for point in points:
+        key = (point.backend, point.cell, point.params, point.seq_len)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            backends.get(point.backend).check_cell(point.cell, point.backend_params, point.seq_len)
+        except backends.InvalidParams as exc:
+            raise InputError(str(exc)) from None
+
+
 def _scalar(text: str) -> Any:
     """A command-line value as int, float or string."""
     for kind in (int, float):
@@ -134,6 +148,14 @@ def sweep(
     ] = None,
     summary_format: Annotated[str, typer.Option(
         "--format", help="Summary on stdout: md, csv or json.")] = "md",
+    warmup: Annotated[
+        int | None, typer.Option(help="Warm-up samples per point (kept, flagged).")] = None,
+    ckks_poly_degree: Annotated[str | None, typer.Option(
+        help="CKKS ring degree(s), e.g. 16384 (same as -p ckks.poly_degree=...).")] = None,
+    ckks_scale_bits: Annotated[str | None, typer.Option(
+        help="CKKS scale bits (same as -p ckks.scale_bits=...).")] = None,
+    ckks_refresh_every: Annotated[str | None, typer.Option(
+        help="CKKS steps between client refreshes (same as -p ckks.refresh_every=...).")] = None,
 ) -> None:
     """Measure cells x backends x sizes; write Parquet rows and print a summary table."""
     from rnnbench import grid, summary
@@ -149,22 +171,37 @@ def sweep(
         cell_list = parse_names(_option(cells_, chosen, "cells"), cells.names(), "cells")
         backend_list = parse_names(_option(backends_, chosen, "backends"), backends.names(),
                                    "backends")
+        warmups = _option(warmup, chosen, "warmup")
+        if warmups < 0:
+            raise InputError(f"--warmup must be >= 0, got {warmups}")
         settings = Settings(
             min_time=_positive_float(_option(min_time, chosen, "min_time"), "--min-time"),
             repeats=parse_positive_ints(_option(repeats, chosen, "repeats"), "--repeats")[0],
             timeout=_positive_float(timeout, "--timeout"),
+            warmup=warmups,
         )
-        points = grid.expand(
-            cell_list, backend_list,
-            parse_positive_ints(_option(seq_lens, chosen, "seq_lens"), "--seq-lens"),
-            parse_positive_ints(_option(hidden, chosen, "hidden"), "--hidden"),
-            parse_positive_ints(_option(batch, chosen, "batch"), "--batch"),
-            input_size=parse_positive_ints(_option(input_size, chosen, "input_size"),
-                                           "--input-size")[0],
-            threads=parse_positive_ints(threads, "--threads")[0],
-            seed=seed,
-            backend_params=backend_param_variants(backend_list, param or []),
-        )
+        shortcuts = {"poly_degree": ckks_poly_degree, "scale_bits": ckks_scale_bits,
+                     "refresh_every": ckks_refresh_every}
+        given = [f"ckks.{key}={value}" for key, value in shortcuts.items() if value is not None]
+        if given and "ckks" not in backend_list:
+            raise InputError("--ckks-* options need the ckks backend in --backends")
+        # A preset may consist of parts (e.g. one batch size per CKKS packing); each part is a grid.
+        points = []
+        for part in chosen.get("parts", [{}]):
+            options = {**chosen, **part}
+            points += grid.expand(
+                cell_list, backend_list,
+                parse_positive_ints(_option(seq_lens, options, "seq_lens"), "--seq-lens"),
+                parse_positive_ints(_option(hidden, options, "hidden"), "--hidden"),
+                parse_positive_ints(_option(batch, options, "batch"), "--batch"),
+                input_size=parse_positive_ints(_option(input_size, options, "input_size"),
+                                               "--input-size")[0],
+                threads=parse_positive_ints(threads, "--threads")[0],
+                seed=seed,
+                backend_params=backend_param_variants(
+                    backend_list, [*options.get("params", []), *(param or []), *given]),
+            )
+        check_points(points)
         if dry_run:
             for point in points:
                 print(f"{point.point_id}\t{point.label()}")

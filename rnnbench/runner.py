@@ -33,7 +33,8 @@ from rnnbench.stats import error_metrics
 
 # Imported by the fork server once, so every point's child starts with them loaded.
 _PRELOAD = ["rnnbench.runner", "rnnbench.backends.float32", "rnnbench.backends.pytorch",
-            "rnnbench.backends.onnxrt", "rnnbench.backends.integer.backend"]
+            "rnnbench.backends.onnxrt", "rnnbench.backends.integer.backend",
+            "rnnbench.backends.ckks"]
 
 
 @dataclass(frozen=True)
@@ -120,16 +121,21 @@ def measure(point: Point, settings: Settings) -> list[dict[str, Any]]:
     calibration = make_inputs(point, calibration=True)
     prepared = backend.prepare(Weights.from_module(module), params, calibration, threads=point.threads)
     prepare_time = time.perf_counter() - start
+    first = time.perf_counter()
     out = prepared.run(x)
+    first = time.perf_counter() - first
     accuracy = {**error_metrics(out, reference), **error_metrics(out[-1], reference[-1], "final_")}
 
-    loops = calibrate_loops(prepared.run, x, settings.sample_time)
+    # A first run that already lasts a sample needs no calibration runs (CKKS runs take seconds).
+    loops = 1 if first >= settings.sample_time else calibrate_loops(prepared.run, x, settings.sample_time)
+    warmup = min(settings.warmup, backend.sample_cap.get("warmup", settings.warmup))
+    max_repeats = min(settings.max_repeats, backend.sample_cap.get("repeats", settings.max_repeats))
     samples: list[tuple[bool, dt.datetime, float, float]] = []
-    for _ in range(settings.warmup):
+    for _ in range(warmup):
         samples.append((True, _now(), *_time_loops(prepared.run, x, loops)))
     measured = 0.0
-    while len(samples) - settings.warmup < settings.max_repeats and (
-        len(samples) - settings.warmup < settings.repeats or measured < settings.min_time
+    while len(samples) - warmup < max_repeats and (
+        len(samples) - warmup < settings.repeats or measured < settings.min_time
     ):
         started = _now()
         wall, cpu = _time_loops(prepared.run, x, loops)

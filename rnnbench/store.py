@@ -95,6 +95,11 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("ckks_context_bytes", _I),
     ("ckks_out_of_range_frac", _F),
     ("ckks_poly_max_abs_err", _F),
+    ("ckks_poly_degree", _I),  # the parameters chosen for the point (automatic unless given)
+    ("ckks_scale_bits", _I),
+    ("ckks_coeff_modulus_bits", _I),
+    ("ckks_refresh_every", _I),
+    ("ckks_polys", _S),  # JSON: per nonlinearity, degree, interval half-width, max fit error
     # Accuracy on a task, and training curves.
     ("metric", _S),
     ("metric_value", _F),

@@ -18,6 +18,7 @@ _REGISTRY: dict[str, str] = {
     "int8": "rnnbench.backends.integer.backend:INT8",
     "int16": "rnnbench.backends.integer.backend:INT16",
     "torch-int8": "rnnbench.backends.torch_int8:BACKEND",
+    "ckks": "rnnbench.backends.ckks:BACKEND",
 }
 
 
