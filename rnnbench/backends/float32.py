@@ -1,12 +1,26 @@
 """``float``: the project's own fused float32 kernels, compiled with numba.
 
-One compiled call runs a whole batch of sequences: the input projection for all
-steps is one matrix product (BLAS sgemm), then a compiled loop over time does the
-recurrent product (sgemv for one sequence, sgemm for a batch) and the cell's
-elementwise update with no Python in between. sigmoid and tanh use the same kind of
-vectorisable rational approximation as ONNX Runtime's MLAS and Eigen (accurate to a
-few float32 ulp), so GRU and LSTM are not handicapped against ONNX Runtime by
-scalar libm calls.
+One compiled call runs a whole batch of sequences [T, B, I]:
+
+* the input projection of all T steps is one matrix product (BLAS sgemm), with every bias
+  that can be folded into it;
+* a compiled loop over time then computes the recurrent product ``gh = h W_hh^T`` and the
+  cell's elementwise update, with no Python in between.
+
+The recurrent product is BLAS sgemm (``np.dot`` into a preallocated buffer), except for a
+single sequence with a small hidden size, where BLAS's call overhead dominates and a
+hand-written matrix-vector product (axpys over rows of ``W_hh^T``, four rows per pass) is
+faster. At large sizes both are bound by streaming the weights from cache or memory.
+
+The elementwise update is a separate loop over the hidden units that reads ``gi`` and
+``gh`` directly (no accumulator copies) and compiles to AVX-512/AVX2 code: sigmoid and
+tanh use the same kind of rational approximation as ONNX Runtime's MLAS and Eigen
+(accurate to a few float32 ulp), and every kernel is compiled with
+``error_model="numpy"`` because numba's default ("python") guards each float division
+against a zero divisor, a branch that keeps LLVM from vectorising the loop.
+
+Numba's BLAS is SciPy's OpenBLAS; it is imported up front so that thread limits set
+after importing this module (threadpoolctl) reach it.
 """
 
 from __future__ import annotations
@@ -27,12 +41,14 @@ CELL_CODES = {"gru": GRU, "lstm": LSTM, "reluadd": RELUADD}
 
 # Eigen's float tanh: x * P(x^2) / Q(x^2) on [-7.9, 7.9], saturated outside.
 _TANH_CLAMP = np.float32(7.90531110763549805)
-_A1, _A3, _A5, _A7 = 4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08
+_A1, _A3, _A5 = 4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05
+_A7 = 5.12229709037114e-08
 _A9, _A11, _A13 = -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16
-_B0, _B2, _B4, _B6 = 4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06
+_B0, _B2, _B4 = 4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04
+_B6 = 1.19825839466702e-06
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def fast_tanh(x):
     x = min(max(x, -_TANH_CLAMP), _TANH_CLAMP)
     x2 = x * x
@@ -50,74 +66,101 @@ def fast_tanh(x):
     return x * p / q
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def fast_sigmoid(x):
     return np.float32(0.5) * fast_tanh(np.float32(0.5) * x) + np.float32(0.5)
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def relu(x):
     return max(x, np.float32(0.0))
 
 
-@njit(cache=True, fastmath=True, inline="always")
-def _gru_units(acc, gi, h, H):
-    # acc: r, z pre-activations (both projections and biases) and W_hn h + b_hn; gi: W_in x + b_in.
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _gru_units(gi, gh, b_hn, h, hidden):
+    """GRU update in place; ``gi`` holds every bias except ``b_hn``, which ``r`` multiplies."""
+    H = hidden
     for j in range(H):
-        r = fast_sigmoid(acc[j])
-        z = fast_sigmoid(acc[H + j])
-        n = fast_tanh(gi[2 * H + j] + r * acc[2 * H + j])
+        r = fast_sigmoid(gi[j] + gh[j])
+        z = fast_sigmoid(gi[H + j] + gh[H + j])
+        n = fast_tanh(gi[2 * H + j] + r * (gh[2 * H + j] + b_hn[j]))
         h[j] = (np.float32(1.0) - z) * n + z * h[j]
 
 
-@njit(cache=True, fastmath=True, inline="always")
-def _lstm_units(acc, h, c, H):
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _lstm_units(gi, gh, h, c, hidden):
+    """LSTM update in place; ``gi`` holds both biases."""
+    H = hidden
     for j in range(H):
-        i = fast_sigmoid(acc[j])
-        f = fast_sigmoid(acc[H + j])
-        g = fast_tanh(acc[2 * H + j])
-        o = fast_sigmoid(acc[3 * H + j])
+        i = fast_sigmoid(gi[j] + gh[j])
+        f = fast_sigmoid(gi[H + j] + gh[H + j])
+        g = fast_tanh(gi[2 * H + j] + gh[2 * H + j])
+        o = fast_sigmoid(gi[3 * H + j] + gh[3 * H + j])
         c_new = f * c[j] + i * g
         c[j] = c_new
         h[j] = o * fast_tanh(c_new)
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def _inh(v, s):
     a = relu(-s)
     return relu(v - a) - relu(-v - a)
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def _clip(u):
     one = np.float32(1.0)
     return relu(u + one) - relu(u - one) - one
 
 
-@njit(cache=True, fastmath=True, inline="always")
-def _reluadd_units(acc, gi, h, H):
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _reluadd_units(gi, gh, b_hn, h, hidden):
+    """reluadd update in place, written with the ReLUs and additions of its definition."""
+    H = hidden
     for j in range(H):
-        s_r = acc[j]
-        s_z = acc[H + j]
-        n = _clip(gi[2 * H + j] + _inh(acc[2 * H + j], s_r))
+        s_r = gi[j] + gh[j]
+        s_z = gi[H + j] + gh[H + j]
+        n = _clip(gi[2 * H + j] + _inh(gh[2 * H + j] + b_hn[j], s_r))
         h[j] = _clip(_inh(h[j], s_z) + _inh(n, -s_z))
 
 
-@njit(cache=True, fastmath=True, inline="always")
-def _accumulate_matvec(w_hh_t, h, acc):
-    """``acc += W_hh h`` as axpys over the rows of ``W_hh^T``: contiguous, vectorised, no call."""
-    for j in range(w_hh_t.shape[0]):
+# Up to this hidden size a single sequence's recurrent product is the hand-written matvec
+# below; from there on OpenBLAS is as fast or faster (it prefetches better from memory).
+MATVEC_MAX_HIDDEN = 64
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _matvec(w_hh_t, h, gh):
+    """``gh = W_hh h`` as axpys over the rows of ``W_hh^T``, four rows per pass.
+
+    Contiguous and vectorised; fusing four rows loads and stores ``gh`` once per four rows
+    of weights, so the loop is bound by loading the weights rather than by stores.
+    """
+    hidden, rows = w_hh_t.shape
+    gh[:] = 0.0
+    j = 0
+    while j + 4 <= hidden:
+        h0, h1, h2, h3 = h[j], h[j + 1], h[j + 2], h[j + 3]
+        for k in range(rows):
+            gh[k] += (
+                h0 * w_hh_t[j, k]
+                + h1 * w_hh_t[j + 1, k]
+                + (h2 * w_hh_t[j + 2, k] + h3 * w_hh_t[j + 3, k])
+            )
+        j += 4
+    while j < hidden:
         hj = h[j]
-        for k in range(w_hh_t.shape[1]):
-            acc[k] += hj * w_hh_t[j, k]
+        for k in range(rows):
+            gh[k] += hj * w_hh_t[j, k]
+        j += 1
 
 
-@njit(cache=True, fastmath=True)
-def run_sequences(cell, x, w_ih_t, b_in, w_hh_t, b_rec):
+@njit(cache=True, fastmath=True, error_model="numpy")
+def run_sequences(cell, x, w_ih_t, b_in, w_hh_t, b_hn):
     """Run ``x`` [T, B, I] from a zero state; return ``(outputs [T, B, H], h, c)``.
 
     ``b_in`` is added to the input projection and holds every bias that can be folded into
-    it; ``b_rec`` starts the recurrent accumulator (GRU/reluadd: ``b_hn`` in the n block).
+    it; ``b_hn`` is GRU's and reluadd's recurrent bias of the n block (unused by LSTM).
     """
     seq_len, batch, inputs = x.shape
     hidden, rows = w_hh_t.shape
@@ -126,25 +169,21 @@ def run_sequences(cell, x, w_ih_t, b_in, w_hh_t, b_rec):
     out = np.empty((seq_len, batch, hidden), np.float32)
     h = np.zeros((batch, hidden), np.float32)
     c = np.zeros((batch, hidden), np.float32)
-    acc = np.empty((batch, rows), np.float32)
     gh = np.empty((batch, rows), np.float32)
-    folded = rows if cell == LSTM else 2 * hidden  # gate blocks whose gi and gh are simply summed
+    hand_matvec = batch == 1 and hidden <= MATVEC_MAX_HIDDEN
     for t in range(seq_len):
-        for b in range(batch):
-            acc[b, :folded] = gi[t * batch + b, :folded]
-            acc[b, folded:] = b_rec[folded:]
-        if batch == 1:
-            _accumulate_matvec(w_hh_t, h[0], acc[0])
+        if hand_matvec:
+            _matvec(w_hh_t, h[0], gh[0])
         else:
             np.dot(h, w_hh_t, gh)
-            acc += gh
         for b in range(batch):
+            g = gi[t * batch + b]
             if cell == GRU:
-                _gru_units(acc[b], gi[t * batch + b], h[b], hidden)
+                _gru_units(g, gh[b], b_hn, h[b], hidden)
             elif cell == LSTM:
-                _lstm_units(acc[b], h[b], c[b], hidden)
+                _lstm_units(g, gh[b], h[b], c[b], hidden)
             else:
-                _reluadd_units(acc[b], gi[t * batch + b], h[b], hidden)
+                _reluadd_units(g, gh[b], b_hn, h[b], hidden)
         out[t] = h
     return out, h, c
 
@@ -155,15 +194,15 @@ class FusedFloat(Prepared):
         hidden = weights.hidden_size
         self.w_ih_t = np.ascontiguousarray(weights.weight_ih.T)
         self.w_hh_t = np.ascontiguousarray(weights.weight_hh.T)
+        # All biases but GRU's/reluadd's b_hn (which r gates) fold into the input projection.
         folded = weights.weight_hh.shape[0] if self.cell == LSTM else 2 * hidden
         self.b_in = weights.bias_ih.copy()
         self.b_in[:folded] += weights.bias_hh[:folded]
-        self.b_rec = np.zeros_like(weights.bias_hh)
-        self.b_rec[folded:] = weights.bias_hh[folded:]
+        self.b_hn = np.ascontiguousarray(weights.bias_hh[2 * hidden : 3 * hidden])
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        out, _, _ = run_sequences(self.cell, x, self.w_ih_t, self.b_in, self.w_hh_t, self.b_rec)
+        out, _, _ = run_sequences(self.cell, x, self.w_ih_t, self.b_in, self.w_hh_t, self.b_hn)
         return out
 
 
