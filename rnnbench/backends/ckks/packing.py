@@ -48,6 +48,10 @@ class BatchPacking:
         """Sequences that share ciphertexts: up to one per slot."""
         return [slice(start, min(start + slots, batch)) for start in range(0, batch, slots)]
 
+    def evaluations(self, batch: int, slots: int) -> int:
+        """Times the step's operations (:meth:`model_counts` of the cell) run per time step."""
+        return math.ceil(batch / slots)
+
     def encrypt_inputs(self, engine: Engine, x: np.ndarray) -> list[list[seal.Ciphertext]]:
         """Per step, one ciphertext per input feature (``x`` is [T, B, I] for one group)."""
         return [[engine.encrypt(x[t, :, k]) for k in range(x.shape[2])] for t in range(x.shape[0])]
@@ -116,6 +120,9 @@ class VectorPacking:
     def groups(self, batch: int, slots: int) -> list[slice]:
         """All sequences run in lockstep (each in its own ciphertexts), so refreshes are shared."""
         return [slice(0, batch)]
+
+    def evaluations(self, batch: int, slots: int) -> int:
+        return batch
 
     def _tile(self, engine: Engine, vector: np.ndarray, period: int) -> np.ndarray:
         padded = np.zeros(period)
