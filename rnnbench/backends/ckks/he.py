@@ -155,6 +155,12 @@ class Engine:
         self.counts["additions"] += 1
         return out
 
+    def accumulate(self, total: seal.Ciphertext, ct: seal.Ciphertext) -> seal.Ciphertext:
+        """``total += ct`` in place (no new ciphertext): ``total`` must be a temporary of the caller's."""
+        self.evaluator.add_inplace(total, ct)
+        self.counts["additions"] += 1
+        return total
+
     def sub(self, a: seal.Ciphertext, b: seal.Ciphertext) -> seal.Ciphertext:
         out = seal.Ciphertext()
         self.evaluator.sub(a, b, out)
@@ -350,7 +356,7 @@ def evaluate(p: Poly, x: Enc) -> Enc:
             return q
         if isinstance(q, float):
             return plus_constant(term, q, level, scale)
-        return [engine.add(a, b) for a, b in zip(term, q, strict=True)]
+        return [engine.accumulate(a, b) for a, b in zip(term, q, strict=True)]
 
     target = x.level - depth(p.coeffs)
     result = at(p.coeffs, target, engine.scales[target])

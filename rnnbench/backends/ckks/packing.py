@@ -76,7 +76,7 @@ class BatchPacking:
                 if w == 0:
                     continue
                 term = engine.mul_plain(ct, engine.plain(float(w), level + 1, weight_scale))
-                acc = term if acc is None else engine.add(acc, term)
+                acc = term if acc is None else engine.accumulate(acc, term)
             out = engine.rescale(acc, engine.scales[level])
             rows.append(engine.add_plain(out, engine.plain(float(bias[r]), level, engine.scales[level])))
         return tuple(Enc(engine, rows[g * len(units):(g + 1) * len(units)]) for g in range(gates))
@@ -198,10 +198,10 @@ class VectorPacking:
                 continue
             inner = terms[0]
             for term in terms[1:]:
-                inner = engine.add(inner, term)
+                inner = engine.accumulate(inner, term)
             if j:
                 inner = engine.rotate(inner, j * g)
-            total = inner if total is None else engine.add(total, inner)
+            total = inner if total is None else engine.accumulate(total, inner)
         return engine.rescale(total, engine.scales[level])
 
     def model_pt_mults(self) -> int:
