@@ -45,6 +45,7 @@ class EncryptedCell(Prepared):
         start = time.perf_counter()
         self.engine = Engine(self.setup, self.packing.rotation_steps())
         self.keygen_s = time.perf_counter() - start
+        self.packing.encode_weights(self.engine)
         self.ops = EncOps(self.polys, self._refresh_value if self.setup.mid_step_refresh else None)
         self.times: Counter[str] = Counter()
         self.traffic: Counter[str] = Counter()
