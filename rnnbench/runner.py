@@ -4,7 +4,8 @@ The child builds the reference cell from the point's seed, prepares the backend
 (timed separately), checks the backend's outputs against the reference module,
 calibrates the number of loops so one sample lasts well above the timer's
 resolution, and takes warm-up samples (kept, flagged ``is_warmup``) followed by
-timed samples until both a minimum count and a minimum total time are reached.
+timed samples until both a minimum count and a minimum total time are reached
+(a backend may declare that its first run, the accuracy run, is a timed sample).
 Anything that goes wrong becomes one row with a ``status`` and an error message;
 the runner never raises for a point's failure. It knows nothing about the CLI.
 """
@@ -121,19 +122,22 @@ def measure(point: Point, settings: Settings) -> list[dict[str, Any]]:
     calibration = make_inputs(point, calibration=True)
     prepared = backend.prepare(Weights.from_module(module), params, calibration, threads=point.threads)
     prepare_time = time.perf_counter() - start
-    first = time.perf_counter()
+    first_started = _now()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
     out = prepared.run(x)
-    first = time.perf_counter() - first
+    first = (time.perf_counter() - wall0, time.process_time() - cpu0)
     accuracy = {**error_metrics(out, reference), **error_metrics(out[-1], reference[-1], "final_")}
 
     # A first run that already lasts a sample needs no calibration runs (CKKS runs take seconds).
-    loops = 1 if first >= settings.sample_time else calibrate_loops(prepared.run, x, settings.sample_time)
+    loops = 1 if first[0] >= settings.sample_time else calibrate_loops(prepared.run, x, settings.sample_time)
     warmup = min(settings.warmup, backend.sample_cap.get("warmup", settings.warmup))
     max_repeats = min(settings.max_repeats, backend.sample_cap.get("repeats", settings.max_repeats))
     samples: list[tuple[bool, dt.datetime, float, float]] = []
+    if backend.first_run_is_sample and loops == 1 and not warmup:
+        samples.append((False, first_started, *first))
     for _ in range(warmup):
         samples.append((True, _now(), *_time_loops(prepared.run, x, loops)))
-    measured = 0.0
+    measured = sum(wall for warm, _, wall, _ in samples if not warm)
     while len(samples) - warmup < max_repeats and (
         len(samples) - warmup < settings.repeats or measured < settings.min_time
     ):

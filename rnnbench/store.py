@@ -99,6 +99,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("ckks_scale_bits", _I),
     ("ckks_coeff_modulus_bits", _I),
     ("ckks_refresh_every", _I),
+    ("ckks_packing", _S),  # batch or vector (what packing=auto resolved to)
     ("ckks_polys", _S),  # JSON: per nonlinearity, degree, interval half-width, max fit error
     # Accuracy on a task, and training curves.
     ("metric", _S),

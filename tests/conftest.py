@@ -14,7 +14,8 @@ def plugin_backends():
     """Register the misbehaving test backends for the duration of a test."""
     added = {"test-sleeping": "tests.plugin_backends:SLEEPING",
              "test-failing": "tests.plugin_backends:FAILING",
-             "test-crashing": "tests.plugin_backends:CRASHING"}
+             "test-crashing": "tests.plugin_backends:CRASHING",
+             "test-first-run-timed": "tests.plugin_backends:FIRST_RUN_TIMED"}
     for name, target in added.items():
         backends.register(name, target)
     yield list(added)

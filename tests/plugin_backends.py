@@ -1,4 +1,4 @@
-"""Backends that misbehave on purpose, registered by tests to exercise failure handling.
+"""Backends that misbehave on purpose (or count their runs), registered by tests of the runner.
 
 They are real plugin backends (registered with ``rnnbench.backends.register``), so
 they travel to the runner's child process exactly as a third-party backend would.
@@ -46,6 +46,30 @@ class CrashingBackend(Backend):
         return _Crashing()
 
 
+class _Counting(Prepared):
+    """Zero outputs after a short sleep (one run lasts a sample); reports its runs as ``n_eval``."""
+
+    def __init__(self, hidden: int) -> None:
+        self.hidden, self.runs = hidden, 0
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.runs += 1
+        time.sleep(0.005)
+        return np.zeros((*x.shape[:2], self.hidden), np.float32)
+
+    def facts(self):
+        return {"n_eval": self.runs}
+
+
+class FirstRunTimedBackend(Backend):
+    name = "test-first-run-timed"
+    first_run_is_sample = True
+
+    def prepare(self, weights, params, calibration, threads=1):
+        return _Counting(weights.hidden_size)
+
+
 SLEEPING = SleepingBackend()
 FAILING = FailingBackend()
 CRASHING = CrashingBackend()
+FIRST_RUN_TIMED = FirstRunTimedBackend()

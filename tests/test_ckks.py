@@ -149,3 +149,25 @@ def test_cli_refuses_with_one_line(args, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rnnbench: error: ") and "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_mid_step_refreshes_keep_reluadd_on_the_16384_ring():
+    """Default relu degree: 16 levels per step; the client refreshes what runs short instead."""
+    w, x = weights("reluadd"), inputs(1, 1)
+    prepared = BACKEND.prepare(w, BACKEND.validate_params({"packing": "vector"}), x)
+    assert prepared.setup.poly_degree == 16384 and prepared.setup.mid_step_refresh
+    out = prepared.run(x)
+    np.testing.assert_allclose(out, poly.run_plain(w, x, poly.PlainOps(prepared.polys)), atol=1e-3, rtol=0)
+    per_step = params.mid_step_refreshes("reluadd", {k: p.coeffs for k, p in prepared.polys.items()},
+                                         prepared.setup.levels)
+    assert per_step >= 1
+    assert prepared.facts()["ckks_refreshes"] == per_step  # round trips, counted while running
+    forced = params.choose("reluadd", BACKEND.validate_params({"poly_degree": 32768}), 2)
+    assert forced.poly_degree == 32768 and not forced.mid_step_refresh
+
+
+def test_auto_packing_follows_the_batch_size():
+    w = weights("gru")
+    chosen = {batch: BACKEND.prepare(w, BACKEND.validate_params({}), inputs(1, batch)).packing.name
+              for batch in (1, 512)}
+    assert chosen == {1: "vector", 512: "batch"}

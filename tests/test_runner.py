@@ -32,6 +32,17 @@ def test_a_point_gives_warmup_and_timed_samples_with_facts():
     assert frame["repeat_idx"].tolist() == list(range(len(frame)))
 
 
+def test_first_run_counts_as_a_sample_where_the_backend_declares_it(plugin_backends):
+    """No warm-up asked for: the accuracy run is the first timed sample, not an extra run."""
+    settings = Settings(**{**FAST.__dict__, "warmup": 0, "min_time": 0.0})
+    frame = rows_to_table(run_point(_point("test-first-run-timed"), settings)).to_pandas()
+    assert len(frame) == settings.repeats and not frame["is_warmup"].any()
+    assert (frame["n_eval"] == settings.repeats).all()  # runs made: exactly the samples
+    with_warmup = rows_to_table(run_point(_point("test-first-run-timed"), FAST)).to_pandas()
+    assert with_warmup["is_warmup"].sum() == FAST.warmup
+    assert (with_warmup["n_eval"] == 1 + len(with_warmup)).all()  # accuracy run kept apart
+
+
 def test_skipped_point_is_one_row_with_a_reason():
     rows = run_point(_point("onnxruntime", "reluadd"), FAST)
     assert len(rows) == 1

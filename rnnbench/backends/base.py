@@ -53,6 +53,10 @@ class Backend(ABC):
     # Upper bounds on the runner's samples per point, for backends whose single run takes
     # seconds (e.g. {"warmup": 0, "repeats": 2}); empty: the sweep's settings apply as given.
     sample_cap: Mapping[str, int] = {}
+    # True where nothing warms up (no JIT, no caches) and one run takes seconds: the runner's
+    # accuracy run (the first ever) then also counts as the first timed sample, unless
+    # warm-up samples are asked for.
+    first_run_is_sample: bool = False
 
     def skip_reason(self, cell: str, params: Mapping[str, Any]) -> str | None:
         """``None`` when this backend runs ``cell``; otherwise why not (recorded as ``skipped``)."""

@@ -20,13 +20,13 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tenseal.sealapi as seal
 
 from rnnbench.backends.ckks.params import Setup
-from rnnbench.backends.ckks.poly import Poly, _degree, _split
+from rnnbench.backends.ckks.poly import Poly, _degree, _split, depth
 
 
 def galois_element(step: int, poly_degree: int) -> int:
@@ -155,6 +155,12 @@ class Engine:
         self.counts["additions"] += 1
         return out
 
+    def accumulate(self, total: seal.Ciphertext, ct: seal.Ciphertext) -> seal.Ciphertext:
+        """``total += ct`` in place (no new ciphertext): ``total`` must be a temporary of the caller's."""
+        self.evaluator.add_inplace(total, ct)
+        self.counts["additions"] += 1
+        return total
+
     def sub(self, a: seal.Ciphertext, b: seal.Ciphertext) -> seal.Ciphertext:
         out = seal.Ciphertext()
         self.evaluator.sub(a, b, out)
@@ -268,19 +274,30 @@ class Enc:
 
 
 class EncOps:
-    """The ``ops`` namespace of the cell equations on :class:`Enc` values, with polynomial nonlinearities."""
+    """The ``ops`` namespace of the cell equations on :class:`Enc` values, with polynomial nonlinearities.
 
-    def __init__(self, polys: dict[str, Poly]) -> None:
-        self.polys = polys
+    With ``refresh`` (mid-step refreshes), a polynomial whose input lacks the levels it
+    needs gets that input re-encrypted by the client first: the rule
+    :class:`rnnbench.backends.ckks.params.LevelTracer` applies when choosing parameters.
+    """
+
+    def __init__(self, polys: dict[str, Poly], refresh: Callable[[Enc], Enc] | None = None) -> None:
+        self.polys, self.refresh = polys, refresh
+
+    def _apply(self, kind: str, x: Enc) -> Enc:
+        p = self.polys[kind]
+        if self.refresh is not None and x.level < depth(p.coeffs):
+            x = self.refresh(x)
+        return evaluate(p, x)
 
     def sigmoid(self, x: Enc) -> Enc:
-        return evaluate(self.polys["sigmoid"], x)
+        return self._apply("sigmoid", x)
 
     def tanh(self, x: Enc) -> Enc:
-        return evaluate(self.polys["tanh"], x)
+        return self._apply("tanh", x)
 
     def relu(self, x: Enc) -> Enc:
-        return evaluate(self.polys["relu"], x)
+        return self._apply("relu", x)
 
 
 def evaluate(p: Poly, x: Enc) -> Enc:
@@ -291,8 +308,6 @@ def evaluate(p: Poly, x: Enc) -> Enc:
     every higher power is ``u^(2^j)`` itself. Each sub-polynomial is computed straight at
     the level and scale its consumer needs, so no product ever meets mismatched scales.
     """
-    from rnnbench.backends.ckks.poly import depth
-
     engine = x.engine
     powers: list[tuple[list[seal.Ciphertext], float]] = [(x.cts, engine.scales[x.level])]
 
@@ -341,7 +356,7 @@ def evaluate(p: Poly, x: Enc) -> Enc:
             return q
         if isinstance(q, float):
             return plus_constant(term, q, level, scale)
-        return [engine.add(a, b) for a, b in zip(term, q, strict=True)]
+        return [engine.accumulate(a, b) for a, b in zip(term, q, strict=True)]
 
     target = x.level - depth(p.coeffs)
     result = at(p.coeffs, target, engine.scales[target])

@@ -40,6 +40,10 @@ class BatchPacking:
     def rotation_steps(self) -> list[int]:
         return []
 
+    def encode_weights(self, engine: Engine) -> None:
+        """Nothing ahead of time: a scalar encodes in 0.1 ms, and one constant plaintext of the
+        16384 ring holds 1.4 MB, too much to keep for every weight."""
+
     def units(self) -> list[list[int]]:
         """Hidden units are separate ciphertexts: the step is evaluated one unit at a time."""
         return [[j] for j in range(self.weights.hidden_size)]
@@ -47,6 +51,10 @@ class BatchPacking:
     def groups(self, batch: int, slots: int) -> list[slice]:
         """Sequences that share ciphertexts: up to one per slot."""
         return [slice(start, min(start + slots, batch)) for start in range(0, batch, slots)]
+
+    def evaluations(self, batch: int, slots: int) -> int:
+        """Times the step's operations (:meth:`model_counts` of the cell) run per time step."""
+        return math.ceil(batch / slots)
 
     def encrypt_inputs(self, engine: Engine, x: np.ndarray) -> list[list[seal.Ciphertext]]:
         """Per step, one ciphertext per input feature (``x`` is [T, B, I] for one group)."""
@@ -72,7 +80,7 @@ class BatchPacking:
                 if w == 0:
                     continue
                 term = engine.mul_plain(ct, engine.plain(float(w), level + 1, weight_scale))
-                acc = term if acc is None else engine.add(acc, term)
+                acc = term if acc is None else engine.accumulate(acc, term)
             out = engine.rescale(acc, engine.scales[level])
             rows.append(engine.add_plain(out, engine.plain(float(bias[r]), level, engine.scales[level])))
         return tuple(Enc(engine, rows[g * len(units):(g + 1) * len(units)]) for g in range(gates))
@@ -109,6 +117,14 @@ class VectorPacking:
     def rotation_steps(self) -> list[int]:
         return self._steps(self.hidden_period) + self._steps(self.input_period)
 
+    def encode_weights(self, engine: Engine) -> None:
+        """Encode the diagonals for fresh operands (top level) in ``prepare``, not in the first run."""
+        level = engine.top - 1
+        scale = engine.scales[level] * engine.primes[level + 1] / engine.scales[engine.top]
+        for matrix, period in ((self.weights.weight_ih, self.input_period),
+                               (self.weights.weight_hh, self.hidden_period)):
+            self._diagonals(engine, matrix, period, level + 1, scale)
+
     def units(self) -> list[None]:
         """All units share each ciphertext: one evaluation of the step covers them."""
         return [None]
@@ -116,6 +132,9 @@ class VectorPacking:
     def groups(self, batch: int, slots: int) -> list[slice]:
         """All sequences run in lockstep (each in its own ciphertexts), so refreshes are shared."""
         return [slice(0, batch)]
+
+    def evaluations(self, batch: int, slots: int) -> int:
+        return batch
 
     def _tile(self, engine: Engine, vector: np.ndarray, period: int) -> np.ndarray:
         padded = np.zeros(period)
@@ -191,10 +210,10 @@ class VectorPacking:
                 continue
             inner = terms[0]
             for term in terms[1:]:
-                inner = engine.add(inner, term)
+                inner = engine.accumulate(inner, term)
             if j:
                 inner = engine.rotate(inner, j * g)
-            total = inner if total is None else engine.add(total, inner)
+            total = inner if total is None else engine.accumulate(total, inner)
         return engine.rescale(total, engine.scales[level])
 
     def model_pt_mults(self) -> int:

@@ -6,13 +6,18 @@ run counts the ciphertext-ciphertext products and polynomial evaluations (the co
 model the encrypted run's counters are checked against). The coefficient modulus is
 ``[edge, scale x levels, edge]`` bits: the first prime holds the decrypted result
 with headroom, the last is the key-switching prime.
+
+A step too deep for the 16384 ring (reluadd) need not move to the 32768 ring, whose
+operations cost 4-8 times more: with *mid-step refreshes* the server sends a
+polynomial's input that lacks the levels for it back to the client for re-encryption.
+The tracer applies the same rule as the evaluator, so it also counts those round trips.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rnnbench.backends.base import InvalidParams
@@ -23,12 +28,12 @@ from rnnbench.cells.reference import STEPS
 # Largest total coefficient modulus (bits) per polynomial degree for 128-bit classical
 # security with a ternary secret (HomomorphicEncryption.org standard; SEAL's TC128).
 MAX_MODULUS_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
-PACKINGS = ("batch", "vector")
+PACKINGS = ("auto", "batch", "vector")
 HEADROOM_BITS = 15  # first prime = scale + headroom: decrypted values up to 2^14 in magnitude
 MAX_PRIME_BITS = 60  # SEAL's limit per prime
 AUTO_SCALE_BITS = (30, MAX_PRIME_BITS - HEADROOM_BITS)  # range the automatic choice picks from
 DEFAULTS: dict[str, Any] = {
-    "packing": "batch", "poly_degree": "auto", "scale_bits": "auto", "refresh_every": "auto",
+    "packing": "auto", "poly_degree": "auto", "scale_bits": "auto", "refresh_every": "auto",
     "sigmoid_degree": 7, "tanh_degree": 7, "relu_degree": 6, "interval": "auto", "margin": 1.2,
 }
 
@@ -41,6 +46,7 @@ class Setup:
     scale_bits: int
     levels: int  # rescaling levels of a fresh ciphertext
     refresh_every: int  # steps between refreshes of the state
+    mid_step_refresh: bool = False  # polynomial inputs short of levels are refreshed by the client
 
     @property
     def edge_bits(self) -> int:
@@ -88,14 +94,20 @@ class Level:
 class LevelTracer:
     """The ``ops`` namespace for :class:`Level` values: a polynomial costs its depth."""
 
-    def __init__(self, polys: Mapping[str, tuple[float, ...]]) -> None:
+    def __init__(self, polys: Mapping[str, tuple[float, ...]], refresh_top: int | None = None) -> None:
         self.polys = polys
+        self.refresh_top = refresh_top  # the level a mid-step refresh restores (None: no refreshes)
         self.lowest = 10**9
+        self.refreshes = 0
         self.counts: Counter[str] = Counter()
 
     def _poly(self, kind: str, v: Level) -> Level:
         self.counts[kind] += 1
-        return Level(self, v.level - poly.depth(self.polys[kind]))
+        depth = poly.depth(self.polys[kind])
+        if self.refresh_top is not None and v.level < depth:
+            self.refreshes += 1
+            v = Level(self, self.refresh_top)
+        return Level(self, v.level - depth)
 
     def sigmoid(self, v: Level) -> Level:
         return self._poly("sigmoid", v)
@@ -107,10 +119,10 @@ class LevelTracer:
         return self._poly("relu", v)
 
 
-def trace_steps(cell: str, polys: Mapping[str, tuple[float, ...]], steps: int, top: int = 10**6
-                ) -> LevelTracer:
+def trace_steps(cell: str, polys: Mapping[str, tuple[float, ...]], steps: int, top: int = 10**6,
+                mid_step_refresh: bool = False) -> LevelTracer:
     """Run ``steps`` steps from fresh state at level ``top``; gate pre-activations cost one level."""
-    tracer = LevelTracer(polys)
+    tracer = LevelTracer(polys, top if mid_step_refresh else None)
     h = Level(tracer, top)
     state = (h, Level(tracer, top)) if cell == "lstm" else h
     for _ in range(steps):
@@ -131,12 +143,21 @@ def degree_polys(params: Mapping[str, Any]) -> dict[str, tuple[float, ...]]:
     return {k: poly.fit(k, params[f"{k}_degree"], 1.0).coeffs for k in poly.KINDS}
 
 
+def mid_step_refreshes(cell: str, polys: Mapping[str, tuple[float, ...]], levels: int) -> int | None:
+    """Mid-step refreshes one step needs with ``levels`` levels (``None``: a product runs out)."""
+    tracer = trace_steps(cell, polys, 1, levels, mid_step_refresh=True)
+    return tracer.refreshes if tracer.lowest >= 0 else None
+
+
 def choose(cell: str, params: Mapping[str, Any], seq_len: int) -> Setup:
     """The encryption parameters for ``cell`` at 128-bit security.
 
-    Ring: the smallest whose secure modulus holds one step at the lowest automatic scale.
-    Scale: the largest that still holds ``refresh_every`` steps (one if automatic): CKKS
-    noise is relative to the scale, and the polynomial evaluation divides it by up to
+    Ring: the smallest whose secure modulus holds one step at the lowest automatic scale;
+    if that is the 32768 ring, the 16384 ring with mid-step refreshes instead (a given
+    ring that cannot hold a step gets mid-step refreshes too, if they make it work).
+    Scale: the largest that still holds ``refresh_every`` steps (one if automatic), or
+    with mid-step refreshes the largest among those needing the fewest: CKKS noise is
+    relative to the scale, and the polynomial evaluation divides it by up to
     ``a^(deg - 1)``, so spare bits go into precision. Refresh interval: as many steps as
     the levels hold. Raises :class:`InvalidParams` for a user setting that cannot work.
     """
@@ -146,25 +167,39 @@ def choose(cell: str, params: Mapping[str, Any], seq_len: int) -> Setup:
     depth = levels_needed(cell, polys, steps_wanted)
     scales = (range(AUTO_SCALE_BITS[1], AUTO_SCALE_BITS[0] - 1, -1) if params["scale_bits"] == "auto"
               else [params["scale_bits"]])
-    rings = sorted(MAX_MODULUS_BITS) if params["poly_degree"] == "auto" else [params["poly_degree"]]
-    for n in rings:
-        fitting = [bits for bits in scales if max_levels(n, bits) >= depth]
-        if fitting:
-            break
+    if params["poly_degree"] == "auto":
+        options = [(8192, False), (16384, False), (16384, True), (32768, False)]
     else:
-        n, bits = rings[-1], scales[-1]
-        raise InvalidParams(
-            f"ckks: {steps_wanted} {cell} step(s) need {depth} levels, but poly_degree={n} with "
-            f"scale_bits={bits} allows only {max(max_levels(n, bits), 0)} at 128-bit security "
-            f"(at most {MAX_MODULUS_BITS[n]} modulus bits); use a larger ckks.poly_degree, a smaller "
-            "ckks.scale_bits or ckks.refresh_every, or lower polynomial degrees")
-    bits = fitting[0]
-    levels = max_levels(n, bits)
+        options = [(params["poly_degree"], False), (params["poly_degree"], True)]
+    for n, mid in options:
+        if not mid:
+            fitting = [bits for bits in scales if max_levels(n, bits) >= depth]
+            if fitting:
+                return _with_refresh_interval(cell, polys, seq_len, refresh_every,
+                                              Setup(n, fitting[0], max_levels(n, fitting[0]), 1))
+        elif steps_wanted == 1:
+            needs = {bits: mid_step_refreshes(cell, polys, max_levels(n, bits))
+                     for bits in scales if max_levels(n, bits) >= 1}
+            feasible = [(count, -bits) for bits, count in needs.items() if count is not None]
+            if feasible:
+                bits = -min(feasible)[1]
+                return Setup(n, bits, max_levels(n, bits), 1, mid_step_refresh=True)
+    n, bits = options[-1][0], scales[-1]
+    raise InvalidParams(
+        f"ckks: {steps_wanted} {cell} step(s) need {depth} levels, but poly_degree={n} with "
+        f"scale_bits={bits} allows only {max(max_levels(n, bits), 0)} at 128-bit security "
+        f"(at most {MAX_MODULUS_BITS[n]} modulus bits); use a larger ckks.poly_degree, a smaller "
+        "ckks.scale_bits or ckks.refresh_every, or lower polynomial degrees")
+
+
+def _with_refresh_interval(cell: str, polys: Mapping[str, tuple[float, ...]], seq_len: int,
+                           refresh_every: int | str, setup: Setup) -> Setup:
+    """``setup`` refreshing every ``refresh_every`` steps, or (automatic) as rarely as its levels allow."""
     if refresh_every == "auto":
         refresh_every = 1
-        while refresh_every < seq_len and levels_needed(cell, polys, refresh_every + 1) <= levels:
+        while refresh_every < seq_len and levels_needed(cell, polys, refresh_every + 1) <= setup.levels:
             refresh_every += 1
-    return Setup(n, bits, levels, refresh_every)
+    return replace(setup, refresh_every=refresh_every)
 
 
 def _as_int(params: dict[str, Any], key: str, low: int, high: int) -> None:
