@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rnnbench import backends, cells, env, store
 from rnnbench.presets import PRESETS
+
+if TYPE_CHECKING:
+    from rnnbench.executors import Executor
 
 app = typer.Typer(
     help="Cost and accuracy of GRU, LSTM and the ReLU-and-addition gated RNN cell.",
@@ -133,9 +136,14 @@ def sweep(
     ] = None,
     summary_format: Annotated[str, typer.Option(
         "--format", help="Summary on stdout: md, csv or json.")] = "md",
+    workers: Annotated[int | None, typer.Option(
+        help="Run points on a local Dask cluster of N single-threaded worker processes.")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Run points on an existing Dask cluster, e.g. tcp://HOST:8786.")] = None,
 ) -> None:
     """Measure cells x backends x sizes; write Parquet rows and print a summary table."""
     from rnnbench import grid, summary
+    from rnnbench.executors import ClusterError
     from rnnbench.runner import Settings
     from rnnbench.sweep import check_writable, new_run, resolve_output, run_sweep
 
@@ -145,6 +153,11 @@ def sweep(
         chosen = PRESETS[preset] if preset else {}
         if summary_format not in ("md", "csv", "json"):
             raise InputError(f"--format must be md, csv or json, got {summary_format!r}")
+        if workers is not None and scheduler is not None:
+            raise InputError("--workers and --scheduler exclude each other: start a local cluster "
+                             "or use an existing one")
+        if workers is not None and workers < 1:
+            raise InputError(f"--workers must be at least 1, got {workers}")
         cell_list = parse_names(_option(cells_, chosen, "cells"), cells.names(), "cells")
         backend_list = parse_names(_option(backends_, chosen, "backends"), backends.names(),
                                    "backends")
@@ -175,14 +188,16 @@ def sweep(
             raise InputError(f"cannot write results to {out}: {exc.strerror or exc}") from None
         if path.exists():
             store.read_table(path)  # refuse to touch a file we cannot read back
+        executor = _executor(workers, scheduler)
     except InputError as exc:
         raise fail(str(exc)) from None
     except store.ResultsFileError as exc:
         raise fail(f"{exc} (left untouched)") from None
 
-    args = {"argv": sys.argv[1:], "preset": preset, "points": len(points)}
+    args = {"argv": sys.argv[1:], "preset": preset, "points": len(points),
+            "executor": executor.description}
     run = new_run(args, settings)
-    err.print(f"run {run['run_id']}: {len(points)} points -> {path}")
+    err.print(f"run {run['run_id']}: {len(points)} points -> {path} ({executor.description})")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=False) as progress:
         task = progress.add_task("sweep", total=len(points))
@@ -196,13 +211,17 @@ def sweep(
             progress.update(task, advance=1, description=f"{point.label()}{note}")
 
         try:
-            outcome = run_sweep(points, settings, path, run, resume=resume,
+            outcome = run_sweep(points, settings, path, run, resume=resume, executor=executor,
                                 on_start=on_start, on_point=on_point)
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: points measured so far are kept in {path}; "
                       "rerun with --resume to finish")
             raise typer.Exit(130) from None
+        except ClusterError as exc:
+            progress.stop()
+            raise fail(f"{exc}; points measured so far are kept in {path}, "
+                       "rerun with --resume to finish", code=1) from None
     if outcome.skipped_done:
         err.print(f"resume: {outcome.skipped_done} points already ok in {path}")
     err.print(f"wrote {path} ({outcome.statuses})")
@@ -216,6 +235,21 @@ def sweep(
         print(table.to_csv(index=False), end="")
     else:
         print(table.to_json(orient="records"))
+
+
+def _executor(workers: int | None, scheduler: str | None) -> Executor:
+    """Where the sweep's points run: in-process, a local Dask cluster, or a running one."""
+    from rnnbench.executors import ClusterError, DaskCluster, Sequential
+
+    if workers is not None:
+        err.print(f"starting a local Dask cluster of {workers} worker processes")
+        return DaskCluster.local(workers)
+    if scheduler is not None:
+        try:
+            return DaskCluster.connect(scheduler)
+        except ClusterError as exc:
+            raise InputError(str(exc)) from None
+    return Sequential()
 
 
 @app.command("env")
