@@ -7,7 +7,7 @@ import pandas as pd
 from rnnbench import stats
 
 POINT_KEYS = ["cell", "backend", "backend_params", "seq_len", "hidden_size", "batch_size",
-              "input_size", "threads"]
+              "input_size", "threads", "seed", "task"]
 # A point is compared with GRU on the same backend and configuration.
 _PEER_KEYS = [k for k in POINT_KEYS if k != "cell"]
 
@@ -26,6 +26,7 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     ok = timed_samples(timing).merge(latest[["point_id", "run_id"]], on=["point_id", "run_id"])
     grouped = ok.groupby("point_id")["time_per_step_s"]
     table = latest[POINT_KEYS + ["point_id", "status", "error_message"]].copy()
+    table["task"] = table["task"].fillna("")  # a usable index key for timing-only points
     table["samples"] = table["point_id"].map(grouped.size()).fillna(0).astype(int)
     table["median_us"] = table["point_id"].map(grouped.median() * 1e6)
     table["iqr_us"] = table["point_id"].map(grouped.agg(stats.iqr) * 1e6)

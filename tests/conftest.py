@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import pytest
+
+from rnnbench import backends
+from rnnbench.runner import Settings
+
+# Short measurements: tests check behaviour, never timings.
+FAST = Settings(min_time=0.01, repeats=2, max_repeats=3, warmup=1, sample_time=0.001, timeout=60)
+
+
+@pytest.fixture
+def plugin_backends():
+    """Register the misbehaving test backends for the duration of a test."""
+    added = {"test-sleeping": "tests.plugin_backends:SLEEPING",
+             "test-failing": "tests.plugin_backends:FAILING",
+             "test-crashing": "tests.plugin_backends:CRASHING"}
+    for name, target in added.items():
+        backends.register(name, target)
+    yield list(added)
+    for name in added:
+        backends._REGISTRY.pop(name, None)

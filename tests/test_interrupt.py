@@ -1,0 +1,45 @@
+"""Ctrl-C stops a sweep cleanly: what was measured is kept, and --resume finishes the rest."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from rnnbench import store
+
+SWEEP = ["sweep", "--cells", "gru,lstm,reluadd", "--backends", "float,torch", "--seq-lens", "4",
+         "--hidden", "4,8", "--input-size", "2", "--min-time", "0.15", "--repeats", "2"]
+
+
+def _rnnbench(*args):
+    code = "from rnnbench.cli import main; main()"
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_ctrl_c_keeps_measured_points_and_resume_completes(tmp_path):
+    out = tmp_path / "r.parquet"
+    process = _rnnbench(*SWEEP, "--out", str(out))
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert out.exists(), process.communicate()[1]
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    partial = store.completed_point_ids(out)
+    assert 1 <= len(partial) < 12
+
+    resumed = _rnnbench(*SWEEP, "--out", str(out), "--resume")
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    frame, metadata = store.read(out)
+    assert len(store.completed_point_ids(out)) == 12
+    assert len(metadata["runs"]) == 2
+    # Points finished before the interrupt were not measured again.
+    first_run = metadata["runs"][0]["run_id"]
+    assert set(frame.loc[frame["run_id"] == first_run, "point_id"]) >= partial
+    assert frame.loc[frame["point_id"].isin(partial), "run_id"].eq(first_run).all()

@@ -1,0 +1,66 @@
+"""The runner: samples, warm-up flags, error metrics, and failures that become rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from rnnbench.grid import Point, expand
+from rnnbench.runner import Settings, run_point
+from rnnbench.store import rows_to_table
+
+from .conftest import FAST
+
+
+def _point(backend="float", cell="gru", **kw):
+    fields = dict(cell=cell, backend=backend, seq_len=8, hidden_size=8, input_size=4,
+                  batch_size=2)
+    return Point.make(**{**fields, **kw})
+
+
+def test_a_point_gives_warmup_and_timed_samples_with_facts():
+    rows = run_point(_point(), FAST)
+    frame = rows_to_table(rows).to_pandas()
+    assert (frame["status"] == "ok").all()
+    assert frame["is_warmup"].tolist()[:FAST.warmup] == [True] * FAST.warmup
+    timed = frame[~frame["is_warmup"]]
+    assert FAST.repeats <= len(timed) <= FAST.max_repeats
+    assert (timed["wall_time_s"] > 0).all() and (timed["loops"] >= 1).all()
+    assert (frame["time_per_step_s"] == frame["wall_time_s"] / frame["loops"] / 8).all()
+    assert frame["max_abs_err"].iloc[0] <= 1e-4
+    assert frame["ops_weight_mul"].iloc[0] == 3 * 8 * (4 + 8)
+    assert frame["cpu_model"].notna().all() and frame["peak_rss_bytes"].iloc[0] > 0
+    assert frame["repeat_idx"].tolist() == list(range(len(frame)))
+
+
+def test_skipped_point_is_one_row_with_a_reason():
+    rows = run_point(_point("onnxruntime", "reluadd"), FAST)
+    assert len(rows) == 1
+    assert rows[0]["status"] == "skipped" and "reluadd" in rows[0]["error_message"]
+
+
+def test_failing_point_becomes_an_error_row(plugin_backends):
+    rows = run_point(_point("test-failing"), FAST)
+    assert [(r["status"], r["error_type"]) for r in rows] == [("error", "RuntimeError")]
+    assert "always fails" in rows[0]["error_message"]
+
+
+def test_hung_point_is_killed_at_the_timeout(plugin_backends):
+    settings = Settings(**{**FAST.__dict__, "timeout": 2.0})
+    rows = run_point(_point("test-sleeping"), settings)
+    assert [r["status"] for r in rows] == ["timeout"]
+    assert "2 s" in rows[0]["error_message"]
+
+
+def test_crashed_child_becomes_an_error_row(plugin_backends):
+    rows = run_point(_point("test-crashing"), FAST)
+    assert rows[0]["status"] == "error" and "exit code 3" in rows[0]["error_message"]
+
+
+def test_grid_order_and_ids_are_deterministic():
+    points = expand(["gru", "reluadd"], ["float", "torch"], [10], [16, 32], [1], 4)
+    assert [p.cell for p in points[:2]] == ["gru", "reluadd"]  # cells side by side
+    assert len(points) == len({p.point_id for p in points}) == 8
+    again = expand(["gru", "reluadd"], ["float", "torch"], [10], [16, 32], [1], 4)
+    assert [p.point_id for p in points] == [p.point_id for p in again]
+    assert _point().point_id != _point(seed=1).point_id
+    assert pd.Series([p.point_id for p in points]).str.fullmatch("[0-9a-f]{16}").all()
