@@ -252,6 +252,79 @@ def _executor(workers: int | None, scheduler: str | None) -> Executor:
     return Sequential()
 
 
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Results file of the reference run.")],
+    candidate: Annotated[Path, typer.Argument(help="Results file of the run to judge.")],
+    min_effect: Annotated[float, typer.Option(
+        help="Smallest relative change that counts (0.05: 5% slower or faster).")] = 0.05,
+    alpha: Annotated[float, typer.Option(
+        help="Significance level of the Mann-Whitney U test.")] = 0.01,
+    output_format: Annotated[str, typer.Option("--format", help="md, csv or json.")] = "md",
+) -> None:
+    """Compare two runs point by point; exit 1 if any point is significantly worse or failed."""
+    from rnnbench import compare as comparison
+
+    try:
+        if output_format not in ("md", "csv", "json"):
+            raise InputError(f"--format must be md, csv or json, got {output_format!r}")
+        if not min_effect >= 0:
+            raise InputError(f"--min-effect must be zero or positive, got {min_effect}")
+        if not 0 < alpha < 1:
+            raise InputError(f"--alpha must be between 0 and 1, got {alpha}")
+        base, _ = store.read(baseline)
+        cand, _ = store.read(candidate)
+    except InputError as exc:
+        raise fail(str(exc)) from None
+    except store.ResultsFileError as exc:
+        raise fail(str(exc)) from None
+
+    table = comparison.compare(base, cand, alpha=alpha, min_effect=min_effect)
+    summary = comparison.summarize(table, alpha)
+    note = comparison.environment_note(base, cand)
+    if note:
+        err.print(f"note: {note}", markup=False)
+    if summary["underpowered"]:
+        err.print(f"note: {summary['underpowered']} points have too few samples to reach "
+                  f"p < {alpha:g} (raise --repeats)", markup=False)
+    if output_format == "md":
+        print(comparison.format_markdown(table, summary))
+    elif output_format == "csv":
+        print(table.to_csv(index=False), end="")
+        err.print(comparison.summary_line(summary), markup=False)
+    else:
+        print(json.dumps({"summary": summary, "points": json.loads(table.to_json(orient="records"))}))
+    if summary["regressed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def merge(
+    inputs: Annotated[list[Path], typer.Argument(help="Results files or directories of them.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The merged results file.")],
+    force: Annotated[bool, typer.Option(
+        help="Replace an existing output file that is not one of the inputs.")] = False,
+) -> None:
+    """Combine results files (checking their schema versions) into one, keeping every run."""
+    paths = store.results_files(inputs)
+    try:
+        if not paths:
+            raise InputError("no results files among the inputs")
+        if out.exists() and not force and out.resolve() not in {p.resolve() for p in paths}:
+            raise InputError(f"{out} exists and is not one of the inputs; "
+                             "use --force to replace it, or list it as an input to add to it")
+        table, metadata = store.merge(paths)
+        store.write(out, table, metadata)
+    except InputError as exc:
+        raise fail(str(exc)) from None
+    except store.ResultsFileError as exc:
+        raise fail(f"{exc}; nothing written") from None
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
+    err.print(f"merged {len(paths)} files ({len(metadata['runs'])} runs, {table.num_rows} rows) "
+              f"-> {out}")
+
+
 @app.command("env")
 def env_command() -> None:
     """Print, as JSON, the environment recorded with every run."""
