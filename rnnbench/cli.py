@@ -7,6 +7,7 @@ goes to stderr, so stdout carries only machine-readable output.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -241,6 +242,9 @@ def _executor(workers: int | None, scheduler: str | None) -> Executor:
     """Where the sweep's points run: in-process, a local Dask cluster, or a running one."""
     from rnnbench.executors import ClusterError, DaskCluster, Sequential
 
+    if workers is not None or scheduler is not None:
+        # Dask logs tracebacks for events that end as a point's error row or a one-line error.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     if workers is not None:
         err.print(f"starting a local Dask cluster of {workers} worker processes")
         return DaskCluster.local(workers)

@@ -11,6 +11,7 @@ their provenance: host name, CPU model) come from the machine that measured them
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import traceback
 import uuid
 from collections.abc import Iterable, Iterator
@@ -70,14 +71,58 @@ class ClusterError(Exception):
     """The Dask cluster cannot be reached or was lost; points already written are kept."""
 
 
+def worker_problem() -> str | None:
+    """Why this Dask worker process cannot measure points (``None``: it can)."""
+    if multiprocessing.current_process().daemon:
+        return ("a daemonic process cannot start the child process each point runs in; "
+                "start workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
+    return None
+
+
 def measure_on_worker(point: Point, settings: Settings, target: str) -> list[dict[str, Any]]:
     """The task a Dask worker runs: register the point's backend by name, then measure it.
 
     Backends registered at run time in the client (plugins, tests) exist on the worker
     only once registered there too; the runner's child process re-registers the same way.
     """
+    problem = worker_problem()
+    if problem:
+        raise RuntimeError(f"this Dask worker cannot measure points: {problem}")
     backends.register(point.backend, target)
     return run_point(point, settings)
+
+
+def check_cluster(client: Client, timeout: float = 10.0) -> None:
+    """Refuse a cluster whose points would fail or be mis-timed: :class:`ClusterError` says why.
+
+    At least one worker must join within ``timeout`` seconds; the scheduler and every
+    worker must import the client's rnnbench version (tasks are rnnbench objects);
+    workers must run one task at a time, and may not be daemonic.
+    """
+    import rnnbench
+
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise ClusterError(f"no worker joined the scheduler within {timeout:g} s; start workers with "
+                           f"`dask worker {client.scheduler.address} --nthreads 1`") from None
+    versions = client.get_versions(packages=["rnnbench"])
+    places = {"the scheduler": versions["scheduler"],
+              **{f"worker {address}": info for address, info in versions["workers"].items()}}
+    for place, info in places.items():
+        found = info["packages"].get("rnnbench")
+        if found != rnnbench.__version__:
+            raise ClusterError(f"{place} has rnnbench {found or 'not installed'}, this client "
+                               f"{rnnbench.__version__}; install the same rnnbench everywhere")
+    busy = {address: n for address, n in client.nthreads().items() if n != 1}
+    if busy:
+        address, n = next(iter(busy.items()))
+        raise ClusterError(f"worker {address} runs {n} threads, so points would share cores; "
+                           "start workers with --nthreads 1")
+    problems = {address: p for address, p in client.run(worker_problem).items() if p}
+    if problems:
+        address, problem = next(iter(problems.items()))
+        raise ClusterError(f"worker {address}: {problem}")
 
 
 def worker_lost_row(point: Point, worker: str, attempts: int) -> dict[str, Any]:
@@ -117,7 +162,7 @@ class DaskCluster:
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                 silence_logs=logging.CRITICAL, scheduler_kwargs={"allowed_failures": allowed_failures},
             ))
-            client = resources.enter_context(Client(cluster))
+            client = resources.enter_context(Client(cluster, set_as_default=False))
         except BaseException:
             resources.close()
             raise
@@ -144,6 +189,11 @@ class DaskCluster:
         client = Client(address, timeout=timeout, set_as_default=False)
         resources = ExitStack()
         resources.callback(client.close)
+        try:
+            check_cluster(client, timeout)
+        except BaseException:
+            resources.close()
+            raise
         workers = len(client.scheduler_info().get("workers", {}))
         return cls(client, resources, f"dask cluster {address}, {workers} workers")
 
@@ -159,7 +209,7 @@ class DaskCluster:
             for point in points
         }
         try:
-            for future in as_completed(list(pending)):
+            for future in as_completed(list(pending), loop=self.client.loop):
                 point = pending.pop(future)
                 yield point, self._rows(point, future)
         finally:
