@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from rnnbench import backends, env, grid, store
 from rnnbench.cli import app
-from rnnbench.executors import DaskCluster, Sequential
+from rnnbench.executors import DaskCluster, Sequential, worker_problem
 from rnnbench.sweep import new_run, run_sweep
 
 from .conftest import FAST
@@ -110,6 +110,9 @@ def test_a_worker_lost_mid_point_is_an_error_row_and_the_sweep_goes_on(tmp_path,
     assert "worker lost" in lost.error_message and "2 attempts" in lost.error_message
     assert pd.isna(lost.hostname)  # not measured anywhere: no machine to name
     assert set(frame.loc[frame["backend"] == "float", "status"]) == {"ok"}
+    # The workers Dask started in place of the killed ones can measure points too.
+    cluster.client.wait_for_workers(2, timeout=120)
+    assert set(cluster.client.run(worker_problem).values()) == {None}
 
 
 runner = CliRunner()
