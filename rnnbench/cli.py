@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -86,6 +87,20 @@ def backend_param_variants(backend_list: list[str], given: list[str]) -> dict[st
         raise InputError(str(exc)) from None
 
 
+def check_points(points: list) -> None:
+    """Refuse, before anything runs, a backend setting that cannot work for a point's cell."""
+    seen = set()
+    for point in points:
+        key = (point.backend, point.cell, point.params, point.seq_len)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            backends.get(point.backend).check_cell(point.cell, point.backend_params, point.seq_len)
+        except backends.InvalidParams as exc:
+            raise InputError(str(exc)) from None
+
+
 def _scalar(text: str) -> Any:
     """A command-line value as int, float or string."""
     for kind in (int, float):
@@ -141,6 +156,14 @@ def sweep(
         help="Run points on a local Dask cluster of N single-threaded worker processes.")] = None,
     scheduler: Annotated[str | None, typer.Option(
         help="Run points on an existing Dask cluster, e.g. tcp://HOST:8786.")] = None,
+    warmup: Annotated[
+        int | None, typer.Option(help="Warm-up samples per point (kept, flagged).")] = None,
+    ckks_poly_degree: Annotated[str | None, typer.Option(
+        help="CKKS ring degree(s), e.g. 16384 (same as -p ckks.poly_degree=...).")] = None,
+    ckks_scale_bits: Annotated[str | None, typer.Option(
+        help="CKKS scale bits (same as -p ckks.scale_bits=...).")] = None,
+    ckks_refresh_every: Annotated[str | None, typer.Option(
+        help="CKKS steps between client refreshes (same as -p ckks.refresh_every=...).")] = None,
 ) -> None:
     """Measure cells x backends x sizes; write Parquet rows and print a summary table."""
     from rnnbench import grid, summary
@@ -162,22 +185,37 @@ def sweep(
         cell_list = parse_names(_option(cells_, chosen, "cells"), cells.names(), "cells")
         backend_list = parse_names(_option(backends_, chosen, "backends"), backends.names(),
                                    "backends")
+        warmups = _option(warmup, chosen, "warmup")
+        if warmups < 0:
+            raise InputError(f"--warmup must be >= 0, got {warmups}")
         settings = Settings(
             min_time=_positive_float(_option(min_time, chosen, "min_time"), "--min-time"),
             repeats=parse_positive_ints(_option(repeats, chosen, "repeats"), "--repeats")[0],
             timeout=_positive_float(timeout, "--timeout"),
+            warmup=warmups,
         )
-        points = grid.expand(
-            cell_list, backend_list,
-            parse_positive_ints(_option(seq_lens, chosen, "seq_lens"), "--seq-lens"),
-            parse_positive_ints(_option(hidden, chosen, "hidden"), "--hidden"),
-            parse_positive_ints(_option(batch, chosen, "batch"), "--batch"),
-            input_size=parse_positive_ints(_option(input_size, chosen, "input_size"),
-                                           "--input-size")[0],
-            threads=parse_positive_ints(threads, "--threads")[0],
-            seed=seed,
-            backend_params=backend_param_variants(backend_list, param or []),
-        )
+        shortcuts = {"poly_degree": ckks_poly_degree, "scale_bits": ckks_scale_bits,
+                     "refresh_every": ckks_refresh_every}
+        given = [f"ckks.{key}={value}" for key, value in shortcuts.items() if value is not None]
+        if given and "ckks" not in backend_list:
+            raise InputError("--ckks-* options need the ckks backend in --backends")
+        # A preset may consist of parts (e.g. one batch size per CKKS packing); each part is a grid.
+        points = []
+        for part in chosen.get("parts", [{}]):
+            options = {**chosen, **part}
+            points += grid.expand(
+                cell_list, backend_list,
+                parse_positive_ints(_option(seq_lens, options, "seq_lens"), "--seq-lens"),
+                parse_positive_ints(_option(hidden, options, "hidden"), "--hidden"),
+                parse_positive_ints(_option(batch, options, "batch"), "--batch"),
+                input_size=parse_positive_ints(_option(input_size, options, "input_size"),
+                                               "--input-size")[0],
+                threads=parse_positive_ints(threads, "--threads")[0],
+                seed=seed,
+                backend_params=backend_param_variants(
+                    backend_list, [*options.get("params", []), *(param or []), *given]),
+            )
+        check_points(points)
         if dry_run:
             for point in points:
                 print(f"{point.point_id}\t{point.label()}")
@@ -327,6 +365,103 @@ def merge(
         raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
     err.print(f"merged {len(paths)} files ({len(metadata['runs'])} runs, {table.num_rows} rows) "
               f"-> {out}")
+@app.command()
+def dashboard(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Results files or directories (default: results/).", show_default=False)] = None,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "localhost",
+) -> None:
+    """Serve the results dashboard (Streamlit) and print its URL on stdout; Ctrl-C stops it."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import urllib.request
+
+    import dashboard as dashboard_package
+    from dashboard.data import RESULTS_ENV
+
+    paths = paths or [Path("results")]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise fail(f"no such file or directory: {', '.join(missing)}")
+    if not 1 <= port <= 65535:
+        raise fail(f"--port must be between 1 and 65535, got {port}")
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise fail(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
+    package_dir = Path(dashboard_package.__file__).resolve().parent
+    python_path = [str(package_dir.parent), os.environ.get("PYTHONPATH")]  # `import dashboard` works
+    env = {**os.environ, RESULTS_ENV: os.pathsep.join(str(p.resolve()) for p in paths),
+           "PYTHONPATH": os.pathsep.join(filter(None, python_path))}
+    command = [sys.executable, "-m", "dashboard.serve", "run", str(package_dir / "app.py"),
+               "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "viewer"]
+    url = f"http://{host}:{port}/"
+    server = subprocess.Popen(command, env=env, stdout=sys.stderr, stderr=sys.stderr)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops the server too (finally below)
+    try:
+        deadline = time.monotonic() + 120
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        if server.poll() is not None:
+            raise fail(f"the dashboard server exited with status {server.returncode} (see above)", 1)
+        print(url, flush=True)
+        err.print(f"dashboard on {url} (Ctrl-C stops it)")
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+@app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(help="Results files or directories.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+) -> None:
+    """Write every dashboard chart into one self-contained HTML file (opens offline)."""
+    from dashboard.data import file_signature
+    from dashboard.report import build_report, write_report
+
+    files, problems = file_signature(results)
+    missing = [p for p in problems if p.endswith("no such file or directory")]
+    if missing:
+        raise fail(missing[0])
+    rows, runs, unreadable = store.read_many(path for path, _, _ in files)
+    problems += unreadable
+    if rows.empty:
+        raise fail(f"no readable results in {', '.join(map(str, results))}"
+                   + (f" ({problems[0]})" if problems else ""))
+    for problem in problems:
+        err.print(f"rnnbench: warning: skipped {problem}", markup=False, soft_wrap=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=err, transient=True) as progress:
+        from dashboard.charts import CHARTS
+
+        task = progress.add_task("report", total=len(CHARTS))
+        document = build_report(rows, runs, problems,
+                                on_chart=lambda title: progress.update(task, advance=1, description=title))
+    try:
+        write_report(out, document)
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
+    err.print(f"wrote {out} ({len(rows)} rows, {len(CHARTS)} charts)")
+    print(out)
 
 
 @app.command("env")

@@ -1,5 +1,8 @@
 """Named sweep configurations: each is exactly a set of ``rnnbench sweep`` options.
 
+A preset may list ``parts``: option sets merged over the preset's own, each expanded
+into its own grid (e.g. one batch size per CKKS packing); ``params`` are ``--param`` values.
+
 ``default`` is what a bare ``rnnbench sweep`` runs (about a minute on 2 cores);
 the others are the documented benchmarks whose tables go into the README.
 """
@@ -10,11 +13,28 @@ PRESETS: dict[str, dict[str, object]] = {
     "default": {
         "cells": "gru,lstm,reluadd", "backends": "float,torch,onnxruntime",
         "seq_lens": "10,100", "hidden": "16,64,256", "batch": "1", "input_size": 16,
-        "min_time": 0.2, "repeats": 5,
+        "min_time": 0.2, "repeats": 5, "warmup": 1,
     },
     "cpu-compare": {
         "cells": "gru,lstm,reluadd", "backends": "float,torch,onnxruntime",
         "seq_lens": "100", "hidden": "16,64,256,1024", "batch": "1,32", "input_size": 16,
         "min_time": 1.0, "repeats": 15,
+    },
+    # Integer execution (issue 3): reluadd int8 should take <= 0.5x the time of GRU int8 at
+    # H <= 256, and be no slower than float reluadd at H >= 256.
+    "int-compare": {
+        "cells": "gru,lstm,reluadd", "backends": "float,int8,int16,torch-int8",
+        "seq_lens": "100", "hidden": "16,64,256,1024", "batch": "1", "input_size": 16,
+        "min_time": 1.0, "repeats": 15,
+    },
+    # CKKS costs seconds per step, so one timed sample after the accuracy run and no warm-up:
+    # the SEAL operations have no JIT or cache to warm. Batch packing runs B = 8192 sequences
+    # (every slot of a 16384 ring; reluadd's deeper step needs a 32768 ring, half full), the
+    # amortised layout; vector packing runs one sequence, the latency layout.
+    "ckks-compare": {
+        "cells": "gru,lstm,reluadd", "backends": "ckks", "seq_lens": "1,5,20", "hidden": "8,16,32",
+        "batch": "1", "input_size": 16, "min_time": 0.0001, "repeats": 1, "warmup": 0,
+        "parts": [{"batch": "1", "params": ["ckks.packing=vector"]},
+                  {"batch": "8192", "params": ["ckks.packing=batch"]}],
     },
 }

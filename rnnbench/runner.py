@@ -33,7 +33,8 @@ from rnnbench.stats import error_metrics
 
 # Imported by the fork server once, so every point's child starts with them loaded.
 _PRELOAD = ["rnnbench.runner", "rnnbench.backends.float32", "rnnbench.backends.pytorch",
-            "rnnbench.backends.onnxrt"]
+            "rnnbench.backends.onnxrt", "rnnbench.backends.integer.backend",
+            "rnnbench.backends.ckks"]
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,13 @@ class Settings:
     timeout: float = 120.0  # hard limit per point, child process killed after it
 
 
-def make_inputs(point: Point) -> np.ndarray:
-    """The point's input sequences [T, B, I]: standard normal from the point's seed."""
-    rng = np.random.default_rng(point.seed)
+def make_inputs(point: Point, calibration: bool = False) -> np.ndarray:
+    """The point's input sequences [T, B, I]: standard normal from the point's seed.
+
+    ``calibration=True`` gives an independent draw of the same distribution, so backends
+    that calibrate (the integer ones) are not calibrated on the very inputs they are measured on.
+    """
+    rng = np.random.default_rng((point.seed, 1) if calibration else point.seed)
     shape = (point.seq_len, point.batch_size, point.input_size)
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -113,18 +118,24 @@ def measure(point: Point, settings: Settings) -> list[dict[str, Any]]:
     reference = reference.numpy()
 
     start = time.perf_counter()
-    prepared = backend.prepare(Weights.from_module(module), params, x, threads=point.threads)
+    calibration = make_inputs(point, calibration=True)
+    prepared = backend.prepare(Weights.from_module(module), params, calibration, threads=point.threads)
     prepare_time = time.perf_counter() - start
+    first = time.perf_counter()
     out = prepared.run(x)
+    first = time.perf_counter() - first
     accuracy = {**error_metrics(out, reference), **error_metrics(out[-1], reference[-1], "final_")}
 
-    loops = calibrate_loops(prepared.run, x, settings.sample_time)
+    # A first run that already lasts a sample needs no calibration runs (CKKS runs take seconds).
+    loops = 1 if first >= settings.sample_time else calibrate_loops(prepared.run, x, settings.sample_time)
+    warmup = min(settings.warmup, backend.sample_cap.get("warmup", settings.warmup))
+    max_repeats = min(settings.max_repeats, backend.sample_cap.get("repeats", settings.max_repeats))
     samples: list[tuple[bool, dt.datetime, float, float]] = []
-    for _ in range(settings.warmup):
+    for _ in range(warmup):
         samples.append((True, _now(), *_time_loops(prepared.run, x, loops)))
     measured = 0.0
-    while len(samples) - settings.warmup < settings.max_repeats and (
-        len(samples) - settings.warmup < settings.repeats or measured < settings.min_time
+    while len(samples) - warmup < max_repeats and (
+        len(samples) - warmup < settings.repeats or measured < settings.min_time
     ):
         started = _now()
         wall, cpu = _time_loops(prepared.run, x, loops)
@@ -153,29 +164,43 @@ def _child(
     backends.register(point.backend, target)  # backends registered in the parent at run time
     try:
         rows = measure(point, settings)
+    except backends.Unsupported as exc:  # found out only while preparing (e.g. sizes too large)
+        rows = [failure_row(point, "skipped", "Unsupported", str(exc))]
     except Exception as exc:  # a point's failure is data, not a crash
         detail = traceback.format_exception_only(exc)[-1].strip()
         rows = [failure_row(point, "error", type(exc).__name__, detail)]
-    conn.send(rows)
-    conn.close()
+    try:
+        conn.send(rows)
+    except OSError:
+        pass  # the parent stopped waiting (timeout or Ctrl-C): nobody to report to
+    finally:
+        conn.close()
 
 
-_context: mp.context.BaseContext | None = None
+_forkserver: mp.context.BaseContext | None = None
 
 
-def _mp_context() -> mp.context.BaseContext:
-    global _context
-    if _context is None:
-        _context = mp.get_context("forkserver")
-        _context.set_forkserver_preload(_PRELOAD)
-    return _context
+def _mp_context(fork_safe: bool) -> mp.context.BaseContext:
+    """A fork server with the libraries preloaded (fast), or a fresh interpreter (spawn).
+
+    Spawn is for backends whose libraries misbehave when forked after import (see
+    :attr:`rnnbench.backends.base.Backend.fork_safe`).
+    """
+    global _forkserver
+    if not fork_safe:
+        return mp.get_context("spawn")
+    if _forkserver is None:
+        _forkserver = mp.get_context("forkserver")
+        _forkserver.set_forkserver_preload(_PRELOAD)
+    return _forkserver
 
 
 def run_point(point: Point, settings: Settings) -> list[dict[str, Any]]:
     """Measure ``point`` in a fresh child process, killed after ``settings.timeout`` seconds."""
-    ctx = _mp_context()
+    ctx = _mp_context(backends.get(point.backend).fork_safe)
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(point, settings, backends.target(point.backend), sender), daemon=True)
+    target = backends.target(point.backend)
+    process = ctx.Process(target=_child, args=(point, settings, target, sender), daemon=True)
     process.start()
     sender.close()
     try:

@@ -18,10 +18,16 @@ def median(samples: Sequence[float]) -> float:
     return float(np.median(samples))
 
 
+def quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
+    """25th, 50th and 75th percentiles (linear interpolation): the band around the median."""
+    q1, q2, q3 = np.percentile(samples, [25, 50, 75])
+    return float(q1), float(q2), float(q3)
+
+
 def iqr(samples: Sequence[float]) -> float:
     """Inter-quartile range (75th minus 25th percentile, linear interpolation)."""
-    q1, q3 = np.percentile(samples, [25, 75])
-    return float(q3 - q1)
+    q1, _, q3 = quartiles(samples)
+    return q3 - q1
 
 
 def ratio_with_spread(

@@ -95,6 +95,11 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("ckks_context_bytes", _I),
     ("ckks_out_of_range_frac", _F),
     ("ckks_poly_max_abs_err", _F),
+    ("ckks_poly_degree", _I),  # the parameters chosen for the point (automatic unless given)
+    ("ckks_scale_bits", _I),
+    ("ckks_coeff_modulus_bits", _I),
+    ("ckks_refresh_every", _I),
+    ("ckks_polys", _S),  # JSON: per nonlinearity, degree, interval half-width, max fit error
     # Accuracy on a task, and training curves.
     ("metric", _S),
     ("metric_value", _F),
@@ -171,6 +176,9 @@ def _write_atomic(path: Path, table: pa.Table, metadata: Mapping[str, Any]) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
     try:
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)

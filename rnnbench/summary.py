@@ -15,15 +15,26 @@ _PEER_KEYS = [k for k in POINT_KEYS if k != "cell"]
 def timed_samples(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows that carry statistics: successful timing samples, warm-up excluded."""
     kind = rows["kind"].fillna("timing")
-    return rows[(kind == "timing") & (rows["status"] == "ok") & ~rows["is_warmup"].fillna(False)]
+    # astype(bool): read back from Parquet the column is object dtype, where ~True is -2 (truthy).
+    warmup = rows["is_warmup"].fillna(False).astype(bool)
+    return rows[(kind == "timing") & (rows["status"] == "ok") & ~warmup]
+
+
+def latest_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(points, samples)``: one row per timing point from its latest run, and that run's samples.
+
+    A point measured again (a rerun, a merged file) is represented by its newest
+    measurement only, so old and new samples are never pooled.
+    """
+    timing = rows[rows["kind"].fillna("timing") == "timing"]
+    latest = timing.sort_values("started_at").drop_duplicates("point_id", keep="last")
+    samples = timed_samples(timing).merge(latest[["point_id", "run_id"]], on=["point_id", "run_id"])
+    return latest, samples
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     """One line per point (latest run wins), with failed and skipped points kept as lines."""
-    timing = rows[rows["kind"].fillna("timing") == "timing"]
-    latest = timing.sort_values("started_at").drop_duplicates("point_id", keep="last")
-    # Only the samples of the latest run of each point.
-    ok = timed_samples(timing).merge(latest[["point_id", "run_id"]], on=["point_id", "run_id"])
+    latest, ok = latest_points(rows)
     grouped = ok.groupby("point_id")["time_per_step_s"]
     table = latest[POINT_KEYS + ["point_id", "status", "error_message"]].copy()
     table["task"] = table["task"].fillna("")  # a usable index key for timing-only points

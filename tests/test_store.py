@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -89,3 +90,13 @@ def test_completed_point_ids_only_counts_ok_points(tmp_path):
             _row(point_id="late", status="timeout")]
     store.append(path, rows, {"run_id": "r1"})
     assert store.completed_point_ids(path) == {"ok1"}
+
+
+def test_results_files_get_the_permissions_the_umask_allows(tmp_path):
+    path = tmp_path / "r.parquet"
+    previous = os.umask(0o022)
+    try:
+        store.append(path, [_row()], {"run_id": "r1"})
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600

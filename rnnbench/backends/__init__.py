@@ -15,6 +15,10 @@ _REGISTRY: dict[str, str] = {
     "float": "rnnbench.backends.float32:BACKEND",
     "torch": "rnnbench.backends.pytorch:BACKEND",
     "onnxruntime": "rnnbench.backends.onnxrt:BACKEND",
+    "int8": "rnnbench.backends.integer.backend:INT8",
+    "int16": "rnnbench.backends.integer.backend:INT16",
+    "torch-int8": "rnnbench.backends.torch_int8:BACKEND",
+    "ckks": "rnnbench.backends.ckks:BACKEND",
 }
 
 

@@ -47,6 +47,12 @@ class Backend(ABC):
 
     name: str = ""
     description: str = ""
+    # False where the backend's library misbehaves in a process forked after it was
+    # imported; the runner then starts that point in a fresh interpreter instead.
+    fork_safe: bool = True
+    # Upper bounds on the runner's samples per point, for backends whose single run takes
+    # seconds (e.g. {"warmup": 0, "repeats": 2}); empty: the sweep's settings apply as given.
+    sample_cap: Mapping[str, int] = {}
 
     def skip_reason(self, cell: str, params: Mapping[str, Any]) -> str | None:
         """``None`` when this backend runs ``cell``; otherwise why not (recorded as ``skipped``)."""
@@ -67,6 +73,13 @@ class Backend(ABC):
         keys = sorted(given)
         return [self.validate_params(dict(zip(keys, values, strict=True)))
                 for values in itertools.product(*(given[k] for k in keys))]
+
+    def check_cell(self, cell: str, params: Mapping[str, Any], seq_len: int) -> None:
+        """Raise :class:`InvalidParams` if ``params`` cannot work for ``cell`` (e.g. too little CKKS depth).
+
+        Called by the CLI before a sweep starts, so an impossible setting is refused up front.
+        """
+        return None
 
     def library_versions(self) -> dict[str, str]:
         """Versions of the libraries this backend runs on, for provenance."""

@@ -118,3 +118,28 @@ def step_cost(cell: str, input_size: int, hidden_size: int) -> StepCost:
         tanh=unit["tanh"] * hidden_size,
         relu=unit["relu"] * hidden_size,
     )
+
+
+def integer_step_cost(cell: str, input_size: int, hidden_size: int, bits: int) -> dict[str, int]:
+    """Operations per time step of one sequence in the integer scheme, by operand width.
+
+    The scheme is the one of :mod:`rnnbench.backends.integer`: the matrix products are
+    multiply-accumulates of ``bits``-bit weights and activations (``ops_int8`` or
+    ``ops_int16``; their accumulators are 32 bits wide for 8 bits, 64 for 16); per row of
+    each of the two products, a bias addition and a rescaling (multiply, rounding shift,
+    saturate) of the accumulator count two ``ops_int32``; the elementwise additions,
+    subtractions, negations and ReLUs (max) and the storing of the state run at twice the
+    weights' width (``ops_int16`` for 8 bits, ``ops_int32`` for 16); a product of two
+    data-dependent values (a Q0.15 gate times a value) is a widening multiply with a
+    rounding shift back (one ``ops_int32``); every sigmoid or tanh is one interpolated
+    int16 table lookup (``ops_lut``).
+    """
+    rows = GATES[cell] * hidden_size
+    unit = elementwise_counts(cell)
+    stored_state = 2 if cell == "lstm" else 1
+    counts = {"ops_int8": 0, "ops_int16": 0, "ops_int32": 0}
+    counts[f"ops_int{bits}"] += rows * (input_size + hidden_size)
+    counts[f"ops_int{2 * bits}"] += hidden_size * (
+        unit["add"] + unit["relu"] + unit["weight_mul"] + stored_state)
+    counts["ops_int32"] += 2 * 2 * rows + hidden_size * unit["data_mul"]
+    return {**counts, "ops_lut": hidden_size * (unit["sigmoid"] + unit["tanh"])}

@@ -1,0 +1,71 @@
+"""``rnnbench report``: every dashboard chart in one self-contained HTML file.
+
+plotly.js is inlined once, before the first chart, so the file opens offline and can
+be attached to a report or an e-mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from dashboard.charts import CHARTS
+from dashboard.data import runs_table
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1500px; color: #222; }
+h1 { margin-bottom: 0.2rem; } section { margin: 2.5rem 0; } p.about { color: #555; margin: 0.2rem 0; }
+table.runs { border-collapse: collapse; font-size: 0.9rem; }
+table.runs td, table.runs th { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }
+.problems { color: #a00; }
+"""
+
+
+def build_report(rows: pd.DataFrame, runs: Sequence[dict], problems: Sequence[str],
+                 on_chart: Callable[[str], None] | None = None) -> str:
+    """The report as one HTML document: runs, unreadable files, then every chart.
+
+    ``on_chart`` is called with each chart's title after it is built (progress).
+    """
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+        "<title>rnnbench report</title>", f"<style>{_STYLE}</style></head><body>",
+        "<h1>rnnbench report</h1>",
+        f"<p class='about'>Generated {generated} from {len(rows)} rows.</p>",
+        "<h2>Runs</h2>", runs_table(rows, runs).to_html(index=False, classes="runs", border=0),
+    ]
+    if problems:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+        parts.append(f"<h2>Files not loaded</h2><ul class='problems'>{items}</ul>")
+    for i, chart in enumerate(CHARTS):
+        figure = chart.build(rows).to_html(full_html=False, include_plotlyjs=i == 0,
+                                           div_id=f"chart-{chart.key}", config={"displaylogo": False})
+        parts.append(f"<section id='section-{chart.key}'><h2>{html.escape(chart.title)}</h2>"
+                     f"<p class='about'>{html.escape(chart.about)}</p>{figure}</section>")
+        if on_chart:
+            on_chart(chart.title)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(path: Path, document: str) -> None:
+    """Write ``document`` to ``path`` atomically (a temporary file renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # readable like any file the user writes (mkstemp makes it private)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(document)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

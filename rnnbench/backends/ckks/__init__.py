@@ -1,0 +1,204 @@
+"""``ckks``: encrypted inference with the CKKS scheme (SEAL through TenSEAL).
+
+Protocol (see docs/ckks.md): the client holds the inputs and the secret key, the server
+holds the weights in plaintext and sees only ciphertexts. The client encrypts the input
+sequences and a zero state; the server runs the cell step by step, sending each step's
+output back; there is no bootstrapping, so every ``refresh_every`` steps the client
+re-encrypts the state it has just received (a refresh round trip). ``Prepared.run`` does
+all of it for a batch, each phase timed and every server operation counted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rnnbench.backends.base import Backend, Prepared
+from rnnbench.backends.ckks import params as ckks_params
+from rnnbench.backends.ckks import poly
+from rnnbench.backends.ckks.he import Enc, EncOps, Engine
+from rnnbench.backends.ckks.packing import PACKINGS
+from rnnbench.cells import Weights
+from rnnbench.cells.costs import elementwise_counts
+from rnnbench.cells.reference import STEPS
+from rnnbench.stats import error_metrics
+
+PHASES = ("encrypt", "eval", "refresh", "decrypt")
+
+
+class EncryptedCell(Prepared):
+    """A cell ready to run under CKKS: keys generated, polynomials fitted."""
+
+    def __init__(self, weights: Weights, params: Mapping[str, Any], calibration: np.ndarray) -> None:
+        self.weights = weights
+        self.params = dict(params)
+        degrees = {k: params[f"{k}_degree"] for k in poly.KINDS}
+        interval = None if params["interval"] == "auto" else float(params["interval"])
+        self.polys = poly.calibrate(weights, calibration, degrees, params["margin"], interval)
+        self.setup = ckks_params.choose(weights.cell, params, calibration.shape[0])
+        self.packing = PACKINGS[params["packing"]](weights)
+        start = time.perf_counter()
+        self.engine = Engine(self.setup, self.packing.rotation_steps())
+        self.keygen_s = time.perf_counter() - start
+        self.ops = EncOps(self.polys)
+        self.times: Counter[str] = Counter()
+        self.traffic: Counter[str] = Counter()
+        self.runs = 0
+        self.step_groups = 0  # (time step, ciphertext group) pairs evaluated
+        self.refreshes = 0
+        self.last: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _tick(self, phase: str, start: float) -> float:
+        now = time.perf_counter()
+        self.times[phase] += now - start
+        return now
+
+    def _send(self, direction: str, cts) -> None:
+        self.traffic[direction] += sum(self.engine.nbytes(ct) for ct in cts)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        seq_len, batch, _ = x.shape
+        hidden, cell = self.weights.hidden_size, self.weights.cell
+        out = np.empty((seq_len, batch, hidden))
+        engine, packing = self.engine, self.packing
+        lstm = cell == "lstm"
+        for group in packing.groups(batch, engine.slots):
+            xg = np.asarray(x[:, group], np.float64)
+            size = xg.shape[1]
+            clock = time.perf_counter()
+            inputs = packing.encrypt_inputs(engine, xg)
+            zeros = np.zeros((size, hidden))
+            state = tuple(packing.encrypt_state(engine, zeros) for _ in range(2 if lstm else 1))
+            clock = self._tick("encrypt", clock)
+            for cts in inputs:
+                self._send("to_server", cts)
+            for part in state:
+                self._send("to_server", part.cts)
+            for t in range(seq_len):
+                if t and t % self.setup.refresh_every == 0:
+                    clock = time.perf_counter()
+                    state = self._refresh(state, out[t - 1, group], size)
+                    self._tick("refresh", clock)
+                clock = time.perf_counter()
+                state = self.step(state, inputs[t])
+                sent = [engine.mod_switch(ct, 0) for ct in state[0].cts]  # smallest form to send
+                clock = self._tick("eval", clock)
+                self._send("to_client", sent)
+                out[t, group] = packing.decrypt_state(engine, Enc(engine, sent), size)
+                self._tick("decrypt", clock)
+                self.step_groups += 1 if packing.name == "batch" else size
+        self.runs += 1
+        self.last = (np.asarray(x), out)
+        return out.astype(np.float32)
+
+    def step(self, state: tuple[Enc, ...], inputs: list) -> tuple[Enc, ...]:
+        """One time step on the server: both matrix products, then the cell's own equations.
+
+        The batch packing goes unit by unit (units are independent once the products are
+        done), so only one unit's temporaries are alive at a time: at N=32768 a value of 32
+        ciphertexts is 400 MB.
+        """
+        w, lstm = self.weights, self.weights.cell == "lstm"
+        level = state[0].level - 1
+        parts = []
+        for unit in self.packing.units():
+            gh = self.packing.project(self.engine, state[0].cts, w.weight_hh, w.bias_hh, level, unit)
+            gi = self.packing.project(self.engine, inputs, w.weight_ih, w.bias_ih, level, unit)
+            own = tuple(part.select(unit) for part in state)
+            new = STEPS[w.cell](self.ops, gi, gh, own if lstm else own[0])
+            parts.append(new if lstm else (new,))
+        return tuple(Enc(self.engine, [ct for unit in parts for ct in unit[i].cts])
+                     for i in range(len(state)))
+
+    def _refresh(self, state: tuple[Enc, ...], h_values: np.ndarray, size: int) -> tuple[Enc, ...]:
+        """The client re-encrypts the state at the top level; it already holds ``h`` (the output)."""
+        engine, packing = self.engine, self.packing
+        values = [h_values]
+        for part in state[1:]:  # LSTM's c is not an output: the server sends it first
+            sent = [engine.mod_switch(ct, 0) for ct in part.cts]
+            self._send("to_client", sent)
+            values.append(packing.decrypt_state(engine, Enc(engine, sent), size))
+        fresh = tuple(packing.encrypt_state(engine, v) for v in values)
+        for part in fresh:
+            self._send("to_server", part.cts)
+        self.refreshes += 1
+        return fresh
+
+    def model_counts(self) -> dict[str, int]:
+        """Cost model per step and ciphertext group: cell equations x polynomial structure x layout."""
+        unit = elementwise_counts(self.weights.cell)
+        width = self.weights.hidden_size if self.packing.name == "batch" else 1
+        coeffs = {k: p.coeffs for k, p in self.polys.items()}
+        return {
+            "ct_ct_mul": width * (
+                unit["data_mul"] + sum(unit[k] * poly.ct_mults(coeffs[k]) for k in poly.KINDS)),
+            "ct_pt_mul": self.packing.model_pt_mults() + width * (
+                unit["weight_mul"] + sum(unit[k] * poly.pt_mults(coeffs[k]) for k in poly.KINDS)),
+            "rotations": self.packing.model_rotations(),
+        }
+
+    def counted(self) -> dict[str, float]:
+        """Server operations per step and ciphertext group, as counted while running."""
+        groups = max(self.step_groups, 1)
+        return {k: v / groups for k, v in self.engine.counts.items()}
+
+    def facts(self) -> dict[str, Any]:
+        runs = max(self.runs, 1)
+        counted = self.counted()
+        facts: dict[str, Any] = {
+            "ckks_keygen_s": self.keygen_s,
+            **{f"ckks_{phase}_s": self.times[phase] / runs for phase in PHASES},
+            "ckks_depth_per_step": ckks_params.levels_needed(
+                self.weights.cell, {k: p.coeffs for k, p in self.polys.items()}, 1),
+            "ckks_refreshes": round(self.refreshes / runs),
+            **{f"ckks_{k}": round(counted.get(k, 0))
+               for k in ("ct_ct_mul", "ct_pt_mul", "rotations", "additions")},
+            "ckks_bytes_to_server": round(self.traffic["to_server"] / runs),
+            "ckks_bytes_to_client": round(self.traffic["to_client"] / runs),
+            "ckks_context_bytes": self.engine.context_bytes(),
+            "ckks_poly_degree": self.setup.poly_degree,
+            "ckks_scale_bits": self.setup.scale_bits,
+            "ckks_coeff_modulus_bits": sum(self.setup.coeff_bits),
+            "ckks_refresh_every": self.setup.refresh_every,
+            "ckks_polys": json.dumps({
+                k: {"degree": p.degree, "half_width": round(p.half_width, 4),
+                    "max_err": round(p.max_error(), 6)} for k, p in self.polys.items()}),
+        }
+        if self.last is not None:
+            x, out = self.last
+            probe = poly.PlainOps(self.polys)
+            plain = poly.run_plain(self.weights, x, probe)
+            facts["ckks_out_of_range_frac"] = probe.outside / max(probe.evaluated, 1)
+            facts["ckks_poly_max_abs_err"] = error_metrics(out, plain)["max_abs_err"]
+        return facts
+
+
+class CkksBackend(Backend):
+    name = "ckks"
+    description = "CKKS homomorphic encryption (SEAL via TenSEAL): batch or vector packing, client refreshes"
+    # One encrypted run takes seconds to minutes and SEAL has nothing to warm up: the runner's
+    # accuracy run plus two timed samples.
+    sample_cap = {"warmup": 0, "repeats": 2}
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return ckks_params.validate(params)
+
+    def check_cell(self, cell: str, params: Mapping[str, Any], seq_len: int) -> None:
+        ckks_params.choose(cell, self.validate_params(params), seq_len)
+
+    def library_versions(self) -> dict[str, str]:
+        import tenseal
+
+        return {"tenseal": tenseal.__version__}
+
+    def prepare(self, weights: Weights, params: Mapping[str, Any], calibration: np.ndarray,
+                threads: int = 1) -> Prepared:
+        return EncryptedCell(weights, self.validate_params(params), calibration)
+
+
+BACKEND = CkksBackend()

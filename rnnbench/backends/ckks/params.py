@@ -1,0 +1,206 @@
+"""CKKS parameters: 128-bit security, depth of a cell step, automatic choice and validation.
+
+A step's multiplicative depth comes from running the cell equations on :class:`Level`
+values, which only track how many rescaling levels each value has left; the same
+run counts the ciphertext-ciphertext products and polynomial evaluations (the cost
+model the encrypted run's counters are checked against). The coefficient modulus is
+``[edge, scale x levels, edge]`` bits: the first prime holds the decrypted result
+with headroom, the last is the key-switching prime.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rnnbench.backends.base import InvalidParams
+from rnnbench.backends.ckks import poly
+from rnnbench.cells.equations import GATES
+from rnnbench.cells.reference import STEPS
+
+# Largest total coefficient modulus (bits) per polynomial degree for 128-bit classical
+# security with a ternary secret (HomomorphicEncryption.org standard; SEAL's TC128).
+MAX_MODULUS_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
+PACKINGS = ("batch", "vector")
+HEADROOM_BITS = 15  # first prime = scale + headroom: decrypted values up to 2^14 in magnitude
+MAX_PRIME_BITS = 60  # SEAL's limit per prime
+AUTO_SCALE_BITS = (30, MAX_PRIME_BITS - HEADROOM_BITS)  # range the automatic choice picks from
+DEFAULTS: dict[str, Any] = {
+    "packing": "batch", "poly_degree": "auto", "scale_bits": "auto", "refresh_every": "auto",
+    "sigmoid_degree": 7, "tanh_degree": 7, "relu_degree": 6, "interval": "auto", "margin": 1.2,
+}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The encryption parameters of one point."""
+
+    poly_degree: int
+    scale_bits: int
+    levels: int  # rescaling levels of a fresh ciphertext
+    refresh_every: int  # steps between refreshes of the state
+
+    @property
+    def edge_bits(self) -> int:
+        return edge_bits(self.scale_bits)
+
+    @property
+    def coeff_bits(self) -> list[int]:
+        return [self.edge_bits] + [self.scale_bits] * self.levels + [self.edge_bits]
+
+
+def edge_bits(scale_bits: int) -> int:
+    return scale_bits + HEADROOM_BITS
+
+
+def max_levels(poly_degree: int, scale_bits: int) -> int:
+    """Levels that fit in the secure modulus budget (negative: not even a fresh ciphertext fits)."""
+    return (MAX_MODULUS_BITS[poly_degree] - 2 * edge_bits(scale_bits)) // scale_bits
+
+
+class Level:
+    """A stand-in for a ciphertext that tracks only its remaining levels (and counts products)."""
+
+    def __init__(self, tracer: LevelTracer, level: int) -> None:
+        self.tracer, self.level = tracer, level
+        tracer.lowest = min(tracer.lowest, level)
+
+    def _level(self, other: object) -> int:
+        return min(self.level, other.level) if isinstance(other, Level) else self.level
+
+    def __add__(self, other: object) -> Level:
+        return Level(self.tracer, self._level(other))
+
+    __radd__ = __sub__ = __rsub__ = __add__
+
+    def __neg__(self) -> Level:
+        return self
+
+    def __mul__(self, other: object) -> Level:
+        self.tracer.counts["ct_ct_mul" if isinstance(other, Level) else "scalar_mul"] += 1
+        return Level(self.tracer, self._level(other) - 1)
+
+    __rmul__ = __mul__
+
+
+class LevelTracer:
+    """The ``ops`` namespace for :class:`Level` values: a polynomial costs its depth."""
+
+    def __init__(self, polys: Mapping[str, tuple[float, ...]]) -> None:
+        self.polys = polys
+        self.lowest = 10**9
+        self.counts: Counter[str] = Counter()
+
+    def _poly(self, kind: str, v: Level) -> Level:
+        self.counts[kind] += 1
+        return Level(self, v.level - poly.depth(self.polys[kind]))
+
+    def sigmoid(self, v: Level) -> Level:
+        return self._poly("sigmoid", v)
+
+    def tanh(self, v: Level) -> Level:
+        return self._poly("tanh", v)
+
+    def relu(self, v: Level) -> Level:
+        return self._poly("relu", v)
+
+
+def trace_steps(cell: str, polys: Mapping[str, tuple[float, ...]], steps: int, top: int = 10**6
+                ) -> LevelTracer:
+    """Run ``steps`` steps from fresh state at level ``top``; gate pre-activations cost one level."""
+    tracer = LevelTracer(polys)
+    h = Level(tracer, top)
+    state = (h, Level(tracer, top)) if cell == "lstm" else h
+    for _ in range(steps):
+        h = state[0] if cell == "lstm" else state
+        pre = tuple(Level(tracer, h.level - 1) for _ in range(GATES[cell]))
+        state = STEPS[cell](tracer, pre, pre, state)
+    return tracer
+
+
+def levels_needed(cell: str, polys: Mapping[str, tuple[float, ...]], steps: int) -> int:
+    """Levels a fresh state needs to run ``steps`` steps without a refresh."""
+    top = 10**6
+    return top - trace_steps(cell, polys, steps, top).lowest
+
+
+def degree_polys(params: Mapping[str, Any]) -> dict[str, tuple[float, ...]]:
+    """Placeholder coefficients with the structure (degree, parity) of the fitted polynomials."""
+    return {k: poly.fit(k, params[f"{k}_degree"], 1.0).coeffs for k in poly.KINDS}
+
+
+def choose(cell: str, params: Mapping[str, Any], seq_len: int) -> Setup:
+    """The encryption parameters for ``cell`` at 128-bit security.
+
+    Ring: the smallest whose secure modulus holds one step at the lowest automatic scale.
+    Scale: the largest that still holds ``refresh_every`` steps (one if automatic): CKKS
+    noise is relative to the scale, and the polynomial evaluation divides it by up to
+    ``a^(deg - 1)``, so spare bits go into precision. Refresh interval: as many steps as
+    the levels hold. Raises :class:`InvalidParams` for a user setting that cannot work.
+    """
+    polys = degree_polys(params)
+    refresh_every = params["refresh_every"]
+    steps_wanted = 1 if refresh_every == "auto" else min(refresh_every, seq_len)
+    depth = levels_needed(cell, polys, steps_wanted)
+    scales = (range(AUTO_SCALE_BITS[1], AUTO_SCALE_BITS[0] - 1, -1) if params["scale_bits"] == "auto"
+              else [params["scale_bits"]])
+    rings = sorted(MAX_MODULUS_BITS) if params["poly_degree"] == "auto" else [params["poly_degree"]]
+    for n in rings:
+        fitting = [bits for bits in scales if max_levels(n, bits) >= depth]
+        if fitting:
+            break
+    else:
+        n, bits = rings[-1], scales[-1]
+        raise InvalidParams(
+            f"ckks: {steps_wanted} {cell} step(s) need {depth} levels, but poly_degree={n} with "
+            f"scale_bits={bits} allows only {max(max_levels(n, bits), 0)} at 128-bit security "
+            f"(at most {MAX_MODULUS_BITS[n]} modulus bits); use a larger ckks.poly_degree, a smaller "
+            "ckks.scale_bits or ckks.refresh_every, or lower polynomial degrees")
+    bits = fitting[0]
+    levels = max_levels(n, bits)
+    if refresh_every == "auto":
+        refresh_every = 1
+        while refresh_every < seq_len and levels_needed(cell, polys, refresh_every + 1) <= levels:
+            refresh_every += 1
+    return Setup(n, bits, levels, refresh_every)
+
+
+def _as_int(params: dict[str, Any], key: str, low: int, high: int) -> None:
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidParams(f"ckks.{key} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def validate(given: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill defaults and check every setting that does not depend on the cell."""
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise InvalidParams(f"unknown ckks parameter(s) {', '.join(unknown)}; "
+                            f"valid: {', '.join(DEFAULTS)}")
+    params = {**DEFAULTS, **given}
+    if params["packing"] not in PACKINGS:
+        raise InvalidParams(f"ckks.packing must be one of {', '.join(PACKINGS)}, got {params['packing']!r}")
+    if params["poly_degree"] != "auto" and params["poly_degree"] not in MAX_MODULUS_BITS:
+        raise InvalidParams(f"ckks.poly_degree must be auto or one of "
+                            f"{', '.join(map(str, MAX_MODULUS_BITS))}, got {params['poly_degree']!r}")
+    if params["scale_bits"] != "auto":
+        _as_int(params, "scale_bits", 20, MAX_PRIME_BITS - HEADROOM_BITS)
+    if "auto" not in (params["poly_degree"], params["scale_bits"]) and max_levels(
+            params["poly_degree"], params["scale_bits"]) < 1:
+        n, bits = params["poly_degree"], params["scale_bits"]
+        raise InvalidParams(
+            f"ckks: poly_degree={n} with scale_bits={bits} is insecure or unusable: even one level needs "
+            f"{2 * edge_bits(bits) + bits} modulus bits, 128-bit security allows {MAX_MODULUS_BITS[n]}")
+    if params["refresh_every"] != "auto":
+        _as_int(params, "refresh_every", 1, 10**6)
+    for kind in poly.KINDS:
+        _as_int(params, f"{kind}_degree", 1, 31)
+    if params["interval"] != "auto" and not (
+            isinstance(params["interval"], int | float) and params["interval"] > 0):
+        raise InvalidParams(
+            f"ckks.interval must be auto or a positive half-width, got {params['interval']!r}")
+    if not (isinstance(params["margin"], int | float) and params["margin"] >= 1):
+        raise InvalidParams(f"ckks.margin must be a number >= 1, got {params['margin']!r}")
+    return params

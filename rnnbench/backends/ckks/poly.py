@@ -1,0 +1,197 @@
+"""Polynomial stand-ins for sigmoid, tanh and relu, and the plaintext cell that uses them.
+
+CKKS can only add and multiply, so every nonlinearity becomes a polynomial fitted on
+``[-a, a]``. Coefficients are kept in the normalised variable ``u = x / a`` (all powers
+of ``u`` stay in ``[-1, 1]``, which keeps CKKS scales and precision healthy), and the
+fit respects each function's symmetry exactly: ``tanh`` is odd, ``sigmoid - 1/2`` is
+odd and ``relu - x/2 = |x|/2`` is even, so half the coefficients are exactly zero and
+cost nothing to evaluate.
+
+The depth-optimal evaluation order used under encryption is fixed here too
+(:func:`depth`, :func:`ct_mults`): split ``p = q + u^(2^j) r`` at the largest power of
+two ``2^j <= deg p``, recursively, with the scalar coefficients folded into the
+degree-1 leaves. A degree-``d`` polynomial then costs ``ceil(log2(d + 1))`` levels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.polynomial import chebyshev, polynomial
+
+from rnnbench.cells import Weights
+from rnnbench.cells.reference import STEPS
+
+KINDS = ("sigmoid", "tanh", "relu")
+EXACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sigmoid": lambda x: 0.5 * np.tanh(0.5 * x) + 0.5,
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+}
+# Powers of u that each function's symmetric part keeps (besides what PARITY_EXTRA adds).
+_PARITY = {"sigmoid": 1, "tanh": 1, "relu": 0}  # 1: odd powers, 0: even powers
+
+
+@dataclass(frozen=True)
+class Poly:
+    """``p(x) = sum coeffs[k] * (x / a)^k`` with ``a = half_width``: ``kind`` on ``[-a, a]``."""
+
+    kind: str
+    half_width: float
+    coeffs: tuple[float, ...]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return polynomial.polyval(np.asarray(x, np.float64) / self.half_width, self.coeffs)
+
+    @property
+    def degree(self) -> int:
+        return len(self.coeffs) - 1
+
+    def max_error(self, points: int = 4001) -> float:
+        """Largest deviation from the exact function on the interval."""
+        x = np.linspace(-self.half_width, self.half_width, points)
+        return float(np.max(np.abs(self(x) - EXACT[self.kind](x))))
+
+
+def fit(kind: str, degree: int, half_width: float) -> Poly:
+    """Least-squares fit on Chebyshev nodes of ``[-a, a]`` (near-minimax), symmetry enforced."""
+    nodes = np.cos(np.pi * (np.arange(8 * degree + 8) + 0.5) / (8 * degree + 8))
+    target = EXACT[kind](half_width * nodes)
+    coeffs = chebyshev.cheb2poly(chebyshev.chebfit(nodes, target, degree))
+    keep = np.arange(degree + 1) % 2 == _PARITY[kind]
+    # sigmoid = 1/2 + odd, relu = x/2 + even: the extra term is exact, not fitted.
+    extra = {"sigmoid": {0: 0.5}, "relu": {1: 0.5 * half_width}}.get(kind, {})
+    for power, value in extra.items():
+        keep[power] = True
+        coeffs[power] = value
+    coeffs[~keep] = 0.0
+    return Poly(kind, float(half_width), tuple(float(c) for c in coeffs))
+
+
+def _split(coeffs: tuple[float, ...]) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+    """``p = q + u^(2^j) r`` at the largest ``2^j <= deg p``."""
+    j = int(math.floor(math.log2(_degree(coeffs))))
+    return j, coeffs[: 2**j], coeffs[2**j:]
+
+
+def _degree(coeffs: tuple[float, ...]) -> int:
+    nonzero = [k for k, c in enumerate(coeffs) if c != 0.0]
+    return nonzero[-1] if nonzero else 0
+
+
+def depth(coeffs: tuple[float, ...]) -> int:
+    """Multiplicative levels the encrypted evaluation of ``coeffs`` consumes."""
+    deg = _degree(coeffs)
+    if deg <= 1:
+        return deg
+    j, q, r = _split(coeffs)
+    return max(depth(q), 1 + max(j, depth(r)))
+
+
+def ct_mults(coeffs: tuple[float, ...]) -> int:
+    """Ciphertext-ciphertext products of the encrypted evaluation (squarings included)."""
+    deg = _degree(coeffs)
+    if deg <= 1:
+        return 0
+    return int(math.floor(math.log2(deg))) + _split_products(coeffs)
+
+
+def _split_products(coeffs: tuple[float, ...]) -> int:
+    if _degree(coeffs) <= 1:
+        return 0
+    _, q, r = _split(coeffs)
+    return _split_products(q) + _split_products(r) + (1 if _degree(r) >= 1 else 0)
+
+
+def pt_mults(coeffs: tuple[float, ...]) -> int:
+    """Ciphertext-plaintext products: one per degree-1 leaf and per constant times a power."""
+    deg = _degree(coeffs)
+    if deg == 0:
+        return 0
+    if deg == 1:
+        return 1
+    _, q, r = _split(coeffs)
+    r_part = pt_mults(r) if _degree(r) >= 1 else (1 if any(r) else 0)
+    return pt_mults(q) + r_part
+
+
+class PlainOps:
+    """The ``ops`` of :mod:`rnnbench.cells.equations` on NumPy arrays, exact or polynomial.
+
+    Records the largest input magnitude per kind and, for polynomial stand-ins, how many
+    inputs fell outside the fitted interval.
+    """
+
+    def __init__(self, polys: dict[str, Poly] | None = None) -> None:
+        self.polys = polys
+        self.max_abs: Counter[str] = Counter()
+        self.outside = 0
+        self.evaluated = 0
+
+    def _apply(self, kind: str, x: np.ndarray) -> np.ndarray:
+        self.max_abs[kind] = max(self.max_abs[kind], float(np.max(np.abs(x))) if x.size else 0.0)
+        if self.polys is None:
+            return EXACT[kind](x)
+        poly = self.polys[kind]
+        self.outside += int(np.count_nonzero(np.abs(x) > poly.half_width))
+        self.evaluated += x.size
+        return poly(x)
+
+    def sigmoid(self, x: np.ndarray) -> np.ndarray:
+        return self._apply("sigmoid", x)
+
+    def tanh(self, x: np.ndarray) -> np.ndarray:
+        return self._apply("tanh", x)
+
+    def relu(self, x: np.ndarray) -> np.ndarray:
+        return self._apply("relu", x)
+
+
+def run_plain(weights: Weights, x: np.ndarray, ops: PlainOps) -> np.ndarray:
+    """The cell on ``x`` [T, B, I] in float64 with ``ops``' nonlinearities; outputs [T, B, H]."""
+    x = np.asarray(x, np.float64)
+    w_ih, w_hh = weights.weight_ih.astype(np.float64), weights.weight_hh.astype(np.float64)
+    gi_all = x @ w_ih.T + weights.bias_ih
+    hidden, gates = weights.hidden_size, weights.gates
+    h = np.zeros((x.shape[1], hidden))
+    state = (h, h.copy()) if weights.cell == "lstm" else h
+    outputs = []
+    for t in range(x.shape[0]):
+        h = state[0] if weights.cell == "lstm" else state
+        gh = h @ w_hh.T + weights.bias_hh
+        state = STEPS[weights.cell](ops, np.split(gi_all[t], gates, -1), np.split(gh, gates, -1), state)
+        outputs.append(state[0] if weights.cell == "lstm" else state)
+    return np.stack(outputs)
+
+
+def calibrate(
+    weights: Weights, x: np.ndarray, degrees: dict[str, int], margin: float,
+    half_width: float | None = None, rounds: int = 4,
+) -> dict[str, Poly]:
+    """Fit each nonlinearity on the range its inputs take on ``x`` (times ``margin``).
+
+    The ranges of the exact cell seed the fit; the polynomial cell's own ranges (which
+    differ: its values are approximations) then widen the intervals until they cover
+    them, so the polynomials are evaluated where they were fitted. ``half_width`` fixes
+    every interval instead.
+    """
+    def fitted(ranges: dict[str, float]) -> dict[str, Poly]:
+        return {k: fit(k, degrees[k], half_width or max(margin * ranges.get(k, 0.0), 1.0))
+                for k in KINDS}
+
+    exact = PlainOps()
+    run_plain(weights, x, exact)
+    polys = fitted(exact.max_abs)
+    if half_width:
+        return polys
+    for _ in range(rounds):
+        probe = PlainOps(polys)
+        run_plain(weights, x, probe)
+        if probe.outside == 0:
+            break
+        polys = fitted({k: max(probe.max_abs[k], polys[k].half_width) for k in KINDS})
+    return polys

@@ -1,0 +1,151 @@
+"""The CKKS backend: encrypted results, depth, refreshes, counters and parameter checks.
+
+Sizes are tiny (H=4, two or three steps) and relu uses degree 3, so every cell fits the
+16384 ring; still, each encrypted run takes seconds, so results are shared per module.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnbench.backends import InvalidParams
+from rnnbench.backends.ckks import BACKEND, params, poly
+from rnnbench.cells import Weights, make_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"relu_degree": 3}  # keeps reluadd's step at 11 levels (the 16384 ring)
+
+
+def weights(cell: str, hidden: int = 4, inputs: int = 3) -> Weights:
+    return Weights.from_module(make_cell(cell, inputs, hidden, seed=1))
+
+
+def inputs(seq_len: int, batch: int, size: int = 3) -> np.ndarray:
+    return np.random.default_rng(2).standard_normal((seq_len, batch, size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Each (cell, packing) prepared and run once on 2 steps of 2 sequences."""
+    cache = {}
+
+    def get(cell: str, packing: str):
+        if (cell, packing) not in cache:
+            w, x = weights(cell), inputs(2, 2)
+            prepared = BACKEND.prepare(w, BACKEND.validate_params({**SMALL, "packing": packing}), x)
+            cache[cell, packing] = (w, x, prepared, prepared.run(x))
+        return cache[cell, packing]
+
+    return get
+
+
+@pytest.mark.parametrize("packing", ["batch", "vector"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "reluadd"])
+def test_decrypted_outputs_match_plaintext_polynomial_cell(runs, cell, packing):
+    w, x, prepared, out = runs(cell, packing)
+    plain = poly.run_plain(w, x, poly.PlainOps(prepared.polys))
+    assert out.shape == (2, 2, 4)
+    np.testing.assert_allclose(out, plain, atol=1e-3, rtol=0)
+    assert prepared.facts()["ckks_poly_max_abs_err"] <= 1e-3
+
+
+@pytest.mark.parametrize("packing", ["batch", "vector"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "reluadd"])
+def test_counters_match_cost_model(runs, cell, packing):
+    _, _, prepared, _ = runs(cell, packing)
+    model, counted = prepared.model_counts(), prepared.counted()
+    assert counted["ct_ct_mul"] == model["ct_ct_mul"]
+    assert counted.get("rotations", 0) == model["rotations"]
+    # Level adjusts are plaintext products too, but depend on where operands meet.
+    assert counted["ct_pt_mul"] - counted.get("level_adjusts", 0) == model["ct_pt_mul"]
+    facts = prepared.facts()
+    assert facts["ckks_ct_ct_mul"] == model["ct_ct_mul"] and facts["ckks_rotations"] == model["rotations"]
+    assert (model["rotations"] > 0) == (packing == "vector")
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "reluadd"])
+def test_step_consumes_exactly_the_computed_depth(runs, cell):
+    """A fresh state at the top level ends a step ``depth`` levels lower, as SEAL reports it."""
+    w, x, prepared, _ = runs(cell, "vector")
+    engine, packing = prepared.engine, prepared.packing
+    state = tuple(packing.encrypt_state(engine, np.zeros((1, 4))) for _ in range(2 if cell == "lstm" else 1))
+    x_ct = packing.encrypt_inputs(engine, np.asarray(x[:1, :1], np.float64))[0]
+    depth = params.levels_needed(cell, {k: p.coeffs for k, p in prepared.polys.items()}, 1)
+    assert depth == prepared.facts()["ckks_depth_per_step"]
+    new = prepared.step(state, x_ct)
+    assert engine.top - min(part.level for part in new) == depth
+    assert engine.top - new[0].level == depth
+
+
+def test_depth_is_tight(runs):
+    """With one level fewer than the computed depth the step cannot be evaluated."""
+    w, x, prepared, _ = runs("gru", "vector")
+    depth = prepared.facts()["ckks_depth_per_step"]
+    short = BACKEND.prepare(w, BACKEND.validate_params({**SMALL, "packing": "vector"}), x[:1])
+    from rnnbench.backends.ckks.he import Engine
+    short.engine = Engine(params.Setup(16384, 37, depth - 1, 1), short.packing.rotation_steps())
+    with pytest.raises(Exception):  # noqa: B017 (SEAL: end of modulus switching chain reached)
+        short.run(x[:1])
+
+
+def test_refreshes_counted_once_per_round_trip(runs):
+    _, x, prepared, _ = runs("gru", "batch")
+    facts = prepared.facts()
+    every = facts["ckks_refresh_every"]
+    assert facts["ckks_refreshes"] == math.ceil(x.shape[0] / every) - 1 == 1
+    assert facts["ckks_refresh_s"] > 0
+    # Uploads: 2 steps x 3 input features, the zero state and 1 refreshed state (4 units each).
+    fresh = prepared.engine.nbytes(prepared.engine.encrypt(np.zeros(1)))
+    assert facts["ckks_bytes_to_server"] == (2 * 3 + 4 + 1 * 4) * fresh
+
+
+def test_polynomial_structure():
+    for kind, degree in (("sigmoid", 7), ("tanh", 7), ("relu", 6), ("relu", 3)):
+        p = poly.fit(kind, degree, 4.0)
+        parity = 0 if kind == "relu" else 1
+        extra = {"sigmoid": 0, "relu": 1}.get(kind)
+        assert all(c == 0 for k, c in enumerate(p.coeffs) if k % 2 != parity and k != extra)
+        assert poly.depth(p.coeffs) == math.ceil(math.log2(degree + 1))
+    assert poly.fit("tanh", 7, 3.0).max_error() < 0.02
+    dense = tuple(1.0 for _ in range(8))
+    assert poly.depth(dense) == 3 and poly.ct_mults(dense) == 2 + 3
+
+
+def test_insecure_or_impossible_params_refused():
+    with pytest.raises(InvalidParams, match="insecure"):
+        BACKEND.validate_params({"poly_degree": 4096, "scale_bits": 40})
+    with pytest.raises(InvalidParams, match="scale_bits"):
+        BACKEND.validate_params({"scale_bits": 59})
+    with pytest.raises(InvalidParams, match="poly_degree"):
+        BACKEND.validate_params({"poly_degree": 1000})
+    with pytest.raises(InvalidParams, match="unknown"):
+        BACKEND.validate_params({"bootstrapping": 1})
+    with pytest.raises(InvalidParams, match="need 9 levels"):
+        BACKEND.check_cell("gru", {"poly_degree": 8192}, 10)
+    with pytest.raises(InvalidParams, match="refresh_every"):
+        BACKEND.check_cell("gru", {"refresh_every": 5}, 10)
+    BACKEND.check_cell("gru", {"refresh_every": 2}, 10)  # 18 levels: fits the 32768 ring
+    assert params.choose("gru", BACKEND.validate_params({"refresh_every": 2}), 10).poly_degree == 32768
+
+
+@pytest.mark.parametrize("args", [
+    ["--ckks-poly-degree", "8192"],
+    ["--ckks-scale-bits", "61"],
+    ["--ckks-refresh-every", "7"],
+    ["-p", "ckks.packing=diagonal"],
+])
+def test_cli_refuses_with_one_line(args, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "from rnnbench.cli import main; main()", "sweep", "--cells", "gru",
+         "--backends", "ckks", "--seq-lens", "10", "--out", str(tmp_path), *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnbench: error: ") and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
