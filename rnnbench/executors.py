@@ -31,9 +31,14 @@ if TYPE_CHECKING:
 # native library) must not take the whole cluster down one worker after another.
 ALLOWED_FAILURES = 1
 
-# The runner measures each point in a child process; Dask starts its worker processes
-# as daemons by default, and daemonic processes may not have children.
-WORKER_CONFIG = {"distributed.worker.daemon": False}
+LOCAL_CLUSTER_CONFIG = {
+    # The runner measures each point in a child process; Dask starts its worker
+    # processes as daemons by default, and daemonic processes may not have children.
+    "distributed.worker.daemon": False,
+    # Hand a worker its next point only when it is free: a point queued on a worker that
+    # dies would be counted as a failed attempt too, and lost with the guilty point.
+    "distributed.scheduler.worker-saturation": 1.0,
+}
 
 # Provenance columns that describe the measuring machine: unknown for a point whose
 # worker died (its rows are written by the client, which did not measure it).
@@ -157,7 +162,7 @@ class DaskCluster:
         resources = ExitStack()
         try:
             # Kept set while the cluster lives: the nanny reads it again when it restarts a worker.
-            resources.enter_context(dask.config.set(WORKER_CONFIG))
+            resources.enter_context(dask.config.set(LOCAL_CLUSTER_CONFIG))
             cluster = resources.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                 silence_logs=logging.CRITICAL, scheduler_kwargs={"allowed_failures": allowed_failures},
