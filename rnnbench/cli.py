@@ -7,10 +7,11 @@ goes to stderr, so stdout carries only machine-readable output.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rnnbench import backends, cells, env, store
 from rnnbench.presets import PRESETS
+
+if TYPE_CHECKING:
+    from rnnbench.executors import Executor
 
 app = typer.Typer(
     help="Cost and accuracy of GRU, LSTM and the ReLU-and-addition gated RNN cell.",
@@ -148,6 +152,10 @@ def sweep(
     ] = None,
     summary_format: Annotated[str, typer.Option(
         "--format", help="Summary on stdout: md, csv or json.")] = "md",
+    workers: Annotated[int | None, typer.Option(
+        help="Run points on a local Dask cluster of N single-threaded worker processes.")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Run points on an existing Dask cluster, e.g. tcp://HOST:8786.")] = None,
     warmup: Annotated[
         int | None, typer.Option(help="Warm-up samples per point (kept, flagged).")] = None,
     ckks_poly_degree: Annotated[str | None, typer.Option(
@@ -159,6 +167,7 @@ def sweep(
 ) -> None:
     """Measure cells x backends x sizes; write Parquet rows and print a summary table."""
     from rnnbench import grid, summary
+    from rnnbench.executors import ClusterError
     from rnnbench.runner import Settings
     from rnnbench.sweep import check_writable, new_run, resolve_output, run_sweep
 
@@ -168,6 +177,11 @@ def sweep(
         chosen = PRESETS[preset] if preset else {}
         if summary_format not in ("md", "csv", "json"):
             raise InputError(f"--format must be md, csv or json, got {summary_format!r}")
+        if workers is not None and scheduler is not None:
+            raise InputError("--workers and --scheduler exclude each other: start a local cluster "
+                             "or use an existing one")
+        if workers is not None and workers < 1:
+            raise InputError(f"--workers must be at least 1, got {workers}")
         cell_list = parse_names(_option(cells_, chosen, "cells"), cells.names(), "cells")
         backend_list = parse_names(_option(backends_, chosen, "backends"), backends.names(),
                                    "backends")
@@ -213,14 +227,16 @@ def sweep(
             raise InputError(f"cannot write results to {out}: {exc.strerror or exc}") from None
         if path.exists():
             store.read_table(path)  # refuse to touch a file we cannot read back
+        executor = _executor(workers, scheduler)
     except InputError as exc:
         raise fail(str(exc)) from None
     except store.ResultsFileError as exc:
         raise fail(f"{exc} (left untouched)") from None
 
-    args = {"argv": sys.argv[1:], "preset": preset, "points": len(points)}
+    args = {"argv": sys.argv[1:], "preset": preset, "points": len(points),
+            "executor": executor.description}
     run = new_run(args, settings)
-    err.print(f"run {run['run_id']}: {len(points)} points -> {path}")
+    err.print(f"run {run['run_id']}: {len(points)} points -> {path} ({executor.description})")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=False) as progress:
         task = progress.add_task("sweep", total=len(points))
@@ -234,13 +250,17 @@ def sweep(
             progress.update(task, advance=1, description=f"{point.label()}{note}")
 
         try:
-            outcome = run_sweep(points, settings, path, run, resume=resume,
+            outcome = run_sweep(points, settings, path, run, resume=resume, executor=executor,
                                 on_start=on_start, on_point=on_point)
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: points measured so far are kept in {path}; "
                       "rerun with --resume to finish")
             raise typer.Exit(130) from None
+        except ClusterError as exc:
+            progress.stop()
+            raise fail(f"{exc}; points measured so far are kept in {path}, "
+                       "rerun with --resume to finish", code=1) from None
     if outcome.skipped_done:
         err.print(f"resume: {outcome.skipped_done} points already ok in {path}")
     err.print(f"wrote {path} ({outcome.statuses})")
@@ -256,6 +276,95 @@ def sweep(
         print(table.to_json(orient="records"))
 
 
+def _executor(workers: int | None, scheduler: str | None) -> Executor:
+    """Where the sweep's points run: in-process, a local Dask cluster, or a running one."""
+    from rnnbench.executors import ClusterError, DaskCluster, Sequential
+
+    if workers is not None or scheduler is not None:
+        # Dask logs tracebacks for events that end as a point's error row or a one-line error.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    if workers is not None:
+        err.print(f"starting a local Dask cluster of {workers} worker processes")
+        return DaskCluster.local(workers)
+    if scheduler is not None:
+        try:
+            return DaskCluster.connect(scheduler)
+        except ClusterError as exc:
+            raise InputError(str(exc)) from None
+    return Sequential()
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Results file of the reference run.")],
+    candidate: Annotated[Path, typer.Argument(help="Results file of the run to judge.")],
+    min_effect: Annotated[float, typer.Option(
+        help="Smallest relative change that counts (0.05: 5% slower or faster).")] = 0.05,
+    alpha: Annotated[float, typer.Option(
+        help="Significance level of the Mann-Whitney U test.")] = 0.01,
+    output_format: Annotated[str, typer.Option("--format", help="md, csv or json.")] = "md",
+) -> None:
+    """Compare two runs point by point; exit 1 if any point is significantly worse or failed."""
+    from rnnbench import compare as comparison
+
+    try:
+        if output_format not in ("md", "csv", "json"):
+            raise InputError(f"--format must be md, csv or json, got {output_format!r}")
+        if not min_effect >= 0:
+            raise InputError(f"--min-effect must be zero or positive, got {min_effect}")
+        if not 0 < alpha < 1:
+            raise InputError(f"--alpha must be between 0 and 1, got {alpha}")
+        base, _ = store.read(baseline)
+        cand, _ = store.read(candidate)
+    except InputError as exc:
+        raise fail(str(exc)) from None
+    except store.ResultsFileError as exc:
+        raise fail(str(exc)) from None
+
+    table = comparison.compare(base, cand, alpha=alpha, min_effect=min_effect)
+    summary = comparison.summarize(table, alpha)
+    note = comparison.environment_note(base, cand)
+    if note:
+        err.print(f"note: {note}", markup=False)
+    if summary["underpowered"]:
+        err.print(f"note: {summary['underpowered']} points have too few samples to reach "
+                  f"p < {alpha:g} (raise --repeats)", markup=False)
+    if output_format == "md":
+        print(comparison.format_markdown(table, summary))
+    elif output_format == "csv":
+        print(table.to_csv(index=False), end="")
+        err.print(comparison.summary_line(summary), markup=False)
+    else:
+        print(json.dumps({"summary": summary, "points": json.loads(table.to_json(orient="records"))}))
+    if summary["regressed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def merge(
+    inputs: Annotated[list[Path], typer.Argument(help="Results files or directories of them.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The merged results file.")],
+    force: Annotated[bool, typer.Option(
+        help="Replace an existing output file that is not one of the inputs.")] = False,
+) -> None:
+    """Combine results files (checking their schema versions) into one, keeping every run."""
+    paths = store.results_files(inputs)
+    try:
+        if not paths:
+            raise InputError("no results files among the inputs")
+        if out.exists() and not force and out.resolve() not in {p.resolve() for p in paths}:
+            raise InputError(f"{out} exists and is not one of the inputs; "
+                             "use --force to replace it, or list it as an input to add to it")
+        table, metadata = store.merge(paths)
+        store.write(out, table, metadata)
+    except InputError as exc:
+        raise fail(str(exc)) from None
+    except store.ResultsFileError as exc:
+        raise fail(f"{exc}; nothing written") from None
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
+    err.print(f"merged {len(paths)} files ({len(metadata['runs'])} runs, {table.num_rows} rows) "
+              f"-> {out}")
 @app.command()
 def dashboard(
     paths: Annotated[list[Path] | None, typer.Argument(

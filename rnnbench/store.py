@@ -207,6 +207,27 @@ def write(path: str | os.PathLike, table: pa.Table, metadata: Mapping[str, Any])
     _write_atomic(Path(path), table.cast(SCHEMA), metadata)
 
 
+def merge(paths: Iterable[str | os.PathLike]) -> tuple[pa.Table, dict[str, Any]]:
+    """The rows and run records of several results files, for :func:`write`.
+
+    Each file is checked like any read (schema version included); a run found in two
+    files (a copy, or a file merged before) is refused, since its rows would count twice.
+    """
+    tables, runs, seen = [], [], {}
+    for path in paths:
+        table, metadata = read_table(path)
+        for run in metadata.get("runs", []):
+            if run["run_id"] in seen:
+                raise ResultsFileError(f"{path}: run {run['run_id']} is also in {seen[run['run_id']]}; "
+                                       "merging would count its rows twice")
+            seen[run["run_id"]] = path
+            runs.append(run)
+        tables.append(table)
+    if not tables:
+        raise ResultsFileError("no results files to merge")
+    return pa.concat_tables(tables), {"schema_version": SCHEMA_VERSION, "runs": runs}
+
+
 def read(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One results file as a DataFrame plus its footer metadata."""
     table, metadata = read_table(path)

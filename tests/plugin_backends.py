@@ -10,6 +10,7 @@ import os
 import time
 
 import numpy as np
+import psutil
 
 from rnnbench.backends.base import Backend, Prepared
 
@@ -69,7 +70,26 @@ class FirstRunTimedBackend(Backend):
         return _Counting(weights.hidden_size)
 
 
+class WorkerKillingBackend(Backend):
+    """Kills the Dask worker measuring it: the loss of a worker machine, mid-point.
+
+    The point runs in a child forked by the runner's fork server, which the worker
+    process started, so the worker is the grandparent. ``RNNBENCH_TEST_PID`` names the
+    test process, which must never be the one killed (e.g. if run without Dask).
+    """
+
+    name = "test-worker-killing"
+
+    def prepare(self, weights, params, calibration, threads=1):
+        worker = psutil.Process().parent().parent()
+        if worker.pid == int(os.environ.get("RNNBENCH_TEST_PID", "0")):
+            raise RuntimeError("not running on a Dask worker; refusing to kill the test process")
+        worker.kill()
+        os._exit(4)
+
+
 SLEEPING = SleepingBackend()
 FAILING = FailingBackend()
 CRASHING = CrashingBackend()
 FIRST_RUN_TIMED = FirstRunTimedBackend()
+WORKER_KILLING = WorkerKillingBackend()
