@@ -170,6 +170,9 @@ def sweep(
     n_eval: Annotated[int | None, typer.Option(
         help="With --task: score only the first N test items on every backend "
              "(default: all of them; ckks: the first 256).")] = None,
+    train_steps: Annotated[int | None, typer.Option(
+        help="With --task: training steps for models not yet in --models "
+             "(default: adding 3000, digits 2000).")] = None,
 ) -> None:
     """Measure cells x backends x sizes; write Parquet rows and print a summary table.
 
@@ -199,8 +202,9 @@ def sweep(
             if batch is not None or input_size is not None:
                 raise InputError("--batch and --input-size do not apply with --task "
                                  "(the test set sets them; see --n-eval)")
-            if n_eval is not None and n_eval <= 0:
-                raise InputError(f"--n-eval must be positive, got {n_eval}")
+            for value, option in ((n_eval, "--n-eval"), (train_steps, "--train-steps")):
+                if value is not None:
+                    parse_positive_ints(value, option)
             from rnnbench.tasks.evaluate import accuracy_points
 
             points = accuracy_points(
@@ -209,8 +213,8 @@ def sweep(
                 threads=parse_positive_ints(threads, "--threads")[0],
                 backend_params=backend_param_variants(backend_list, param or []), n_eval=n_eval,
             )
-        elif data is not None or n_eval is not None:
-            raise InputError("--data and --n-eval apply only with --task")
+        elif data is not None or n_eval is not None or train_steps is not None:
+            raise InputError("--data, --n-eval and --train-steps apply only with --task")
         else:
                 points = grid.expand(
                 cell_list, backend_list,
@@ -240,7 +244,7 @@ def sweep(
         raise fail(f"{exc} (left untouched)") from None
 
     if task is not None:
-        _train_missing(points, datasets, models)
+        _train_missing(points, datasets, models, train_steps)
     args = {"argv": sys.argv[1:], "preset": preset, "points": len(points)}
     run = new_run(args, settings)
     err.print(f"run {run['run_id']}: {len(points)} points -> {path}")
@@ -331,8 +335,9 @@ def train_models(
                 on_trained(data, cell, hidden, seed, config, checkpoint, trained)
 
 
-def _train_missing(points: list[Point], datasets: list[TaskData], models_dir: Path) -> None:
-    """Train, with each task's default budget, the models the accuracy points need but lack."""
+def _train_missing(points: list[Point], datasets: list[TaskData], models_dir: Path,
+                   steps: int | None) -> None:
+    """Train the models the accuracy points need but lack (``steps``: each task's default)."""
     from rnnbench.tasks import checkpoints
     from rnnbench.tasks.training import TrainConfig
 
@@ -344,8 +349,8 @@ def _train_missing(points: list[Point], datasets: list[TaskData], models_dir: Pa
         if job not in jobs and not checkpoints.sidecar_path(path).exists():
             jobs.append(job)
     if jobs:
-        err.print(f"training {len(jobs)} missing models into {models_dir} (default budgets)")
-        train_models(jobs, lambda data: TrainConfig(steps=data.default_steps), models_dir)
+        err.print(f"training {len(jobs)} missing models into {models_dir}")
+        train_models(jobs, lambda data: TrainConfig(steps=steps or data.default_steps), models_dir)
 
 
 @app.command()
@@ -388,9 +393,10 @@ def train(
         datasets = _load_tasks(task, seq_len, data)
         hidden_sizes = parse_positive_ints(hidden, "--hidden")
         seeds = parse_seeds(seed)
-        for value, option in ((steps or 1, "--steps"), (batch_size, "--batch-size"),
+        for value, option in ((steps, "--steps"), (batch_size, "--batch-size"),
                               (threads, "--threads")):
-            parse_positive_ints(value, option)
+            if value is not None:
+                parse_positive_ints(value, option)
         if curve_every < 0:
             raise InputError(f"--curve-every must be 0 or positive, got {curve_every}")
         _positive_float(lr, "--lr")

@@ -23,7 +23,7 @@ from rnnbench.tasks.base import TaskData
 from rnnbench.tasks.model import TaskModel
 
 # Test items evaluated by default where a backend is too slow for the whole test set.
-DEFAULT_EVAL_LIMITS = {"ckks": 256, "tfhe": 16}
+DEFAULT_EVAL_LIMITS = {"ckks": 256}
 
 
 def eval_items(backend: str, n_test: int, limit: int | None = None) -> int:
