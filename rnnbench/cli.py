@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -281,7 +282,7 @@ def sweep(
         _print_table(summary.summarize(rows), summary_format, summary.format_markdown)
 
 
-def _print_table(table: Any, fmt: str, markdown: Any) -> None:
+def _print_table(table: Any, fmt: str, markdown: Callable[[Any], str]) -> None:
     """A result table on stdout as Markdown, CSV or JSON records."""
     if fmt == "md":
         print(markdown(table))
@@ -305,9 +306,9 @@ def _load_tasks(task: str, seq_lens: str | None, data: Path | None) -> list[Task
 
 def train_models(
     jobs: list[tuple[TaskData, str, int, int]],
-    config_for: Any,
+    config_for: Callable[[TaskData], TrainConfig],
     models_dir: Path,
-    on_trained: Any = None,
+    on_trained: Callable[..., None] | None = None,
 ) -> None:
     """Train and save each ``(data, cell, hidden, seed)`` with a progress bar showing the loss.
 
@@ -320,7 +321,7 @@ def train_models(
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=False) as progress:
         for data, cell, hidden, seed in jobs:
-            config: TrainConfig = config_for(data)
+            config = config_for(data)
             label = f"train {data.tag} {cell} T={data.seq_len} H={hidden} seed={seed}"
             bar = progress.add_task(label, total=config.steps)
 

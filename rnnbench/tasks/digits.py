@@ -10,6 +10,7 @@ model sees the same split. An ``.npz`` file brings its own split (``x_train``,
 
 from __future__ import annotations
 
+import functools
 import math
 import zipfile
 from pathlib import Path
@@ -24,8 +25,12 @@ SPLIT_SEED = 0
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
+@functools.cache
 def sklearn_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's digits as ``(x_train, y_train, x_test, y_test)``, images [N, 8, 8] in [0, 1]."""
+    """scikit-learn's digits as ``(x_train, y_train, x_test, y_test)``, images [N, 8, 8] in [0, 1].
+
+    Cached (read-only arrays): every model and backend in a process uses the same split.
+    """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -35,7 +40,10 @@ def sklearn_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         images, digits.target, test_size=TEST_FRACTION, random_state=SPLIT_SEED,
         stratify=digits.target,
     )
-    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
+    split = x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
+    for array in split:
+        array.flags.writeable = False
+    return split
 
 
 def _square_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
