@@ -198,8 +198,10 @@ def sweep(
             timeout=_positive_float(timeout, "--timeout"),
             models_dir=str(models), task_data=str(data) if data else None,
         )
+        shared = {"threads": parse_positive_ints(threads, "--threads")[0],
+                  "backend_params": backend_param_variants(backend_list, param or [])}
         if task is not None:
-            datasets = _load_tasks(task, seq_lens, data)
+            datasets = _load_tasks(task, seq_lens, data, "--seq-lens")
             if batch is not None or input_size is not None:
                 raise InputError("--batch and --input-size do not apply with --task "
                                  "(the test set sets them; see --n-eval)")
@@ -211,22 +213,19 @@ def sweep(
             points = accuracy_points(
                 datasets, cell_list, backend_list,
                 parse_positive_ints(hidden or str(DEFAULT_HIDDEN), "--hidden"), seed,
-                threads=parse_positive_ints(threads, "--threads")[0],
-                backend_params=backend_param_variants(backend_list, param or []), n_eval=n_eval,
+                n_eval=n_eval, **shared,
             )
         elif data is not None or n_eval is not None or train_steps is not None:
             raise InputError("--data, --n-eval and --train-steps apply only with --task")
         else:
-                points = grid.expand(
+            points = grid.expand(
                 cell_list, backend_list,
                 parse_positive_ints(_option(seq_lens, chosen, "seq_lens"), "--seq-lens"),
                 parse_positive_ints(_option(hidden, chosen, "hidden"), "--hidden"),
                 parse_positive_ints(_option(batch, chosen, "batch"), "--batch"),
                 input_size=parse_positive_ints(_option(input_size, chosen, "input_size"),
                                                "--input-size")[0],
-                threads=parse_positive_ints(threads, "--threads")[0],
-                seed=seed,
-                backend_params=backend_param_variants(backend_list, param or []),
+                seed=seed, **shared,
             )
         if dry_run:
             for point in points:
@@ -292,12 +291,12 @@ def _print_table(table: Any, fmt: str, markdown: Callable[[Any], str]) -> None:
         print(table.to_json(orient="records"))
 
 
-def _load_tasks(task: str, seq_lens: str | None, data: Path | None) -> list[TaskData]:
-    """The task at each requested sequence length (default: the task's own)."""
+def _load_tasks(task: str, seq_lens: str | None, data: Path | None, option: str) -> list[TaskData]:
+    """The task at each sequence length given with ``option`` (default: the task's own)."""
     from rnnbench import tasks
 
     lengths: list[int | None] = (
-        list(parse_positive_ints(seq_lens, "--seq-len")) if seq_lens is not None else [None])
+        list(parse_positive_ints(seq_lens, option)) if seq_lens is not None else [None])
     try:
         return [tasks.load(task, seq_len, data) for seq_len in lengths]
     except tasks.TaskError as exc:
@@ -391,7 +390,7 @@ def train(
         if summary_format not in ("md", "csv", "json"):
             raise InputError(f"--format must be md, csv or json, got {summary_format!r}")
         cell_list = parse_names(cells_, cells.names(), "cells")
-        datasets = _load_tasks(task, seq_len, data)
+        datasets = _load_tasks(task, seq_len, data, "--seq-len")
         hidden_sizes = parse_positive_ints(hidden, "--hidden")
         seeds = parse_seeds(seed)
         for value, option in ((steps, "--steps"), (batch_size, "--batch-size"),
