@@ -329,8 +329,11 @@ def train_models(
 
             checkpoint, trained = training.train_and_save(data, cell, hidden, seed, config,
                                                           models_dir, on_step=on_step)
-            progress.update(bar, description=f"{label} test {data.objective.metric} "
-                                             f"{trained.final.test_metric:.4g}")
+            result = f"{label} test {data.objective.metric} {trained.final.test_metric:.4g}"
+            progress.update(bar, description=result)
+            # A log line too, so that runs without a terminal (nohup, CI) show progress.
+            progress.console.print(f"{result} ({trained.final.cpu_s:.0f} s CPU) -> {checkpoint}",
+                                   markup=False, highlight=False)
             if on_trained:
                 on_trained(data, cell, hidden, seed, config, checkpoint, trained)
 
