@@ -173,7 +173,7 @@ def sweep(
              "(default: all of them; ckks: the first 256).")] = None,
     train_steps: Annotated[int | None, typer.Option(
         help="With --task: training steps for models not yet in --models "
-             "(default: adding 3000, digits 2000).")] = None,
+             "(default: 2000).")] = None,
 ) -> None:
     """Measure cells x backends x sizes; write Parquet rows and print a summary table.
 
@@ -365,7 +365,7 @@ def train(
     ] = None,
     hidden: Annotated[str, typer.Option(help="Comma list of hidden sizes.")] = str(DEFAULT_HIDDEN),
     steps: Annotated[int | None, typer.Option(
-        help="Optimizer steps (default: adding 3000, digits 2000).")] = None,
+        help="Optimizer steps (default: 2000).")] = None,
     seed: Annotated[str, typer.Option(help="Comma list of seeds (one model per seed).")] = "0",
     lr: Annotated[float, typer.Option(help="Peak learning rate of Adam.")] = 2e-3,
     batch_size: Annotated[int, typer.Option(help="Sequences per optimizer step.")] = 64,

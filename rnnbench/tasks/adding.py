@@ -47,6 +47,6 @@ def load(seq_len: int | None = None) -> TaskData:
         tag="adding", seq_len=seq_len, input_size=INPUT_SIZE, objective=Regression(),
         x_test=x_test, y_test=y_test,
         sample=lambda rng, batch: make_batch(rng, batch, seq_len),
-        default_steps=3000,
+        default_steps=2000,
         description=f"adding problem, T={seq_len}, {TEST_ITEMS} test sequences",
     )
