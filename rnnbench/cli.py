@@ -10,18 +10,33 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from rnnbench import backends, cells, env, store
 from rnnbench.presets import PRESETS
 
 if TYPE_CHECKING:
     from rnnbench.executors import Executor
+    from rnnbench.grid import Point
+    from rnnbench.tasks import TaskData
+    from rnnbench.tasks.training import TrainConfig
+
+DEFAULT_MODELS = Path("models")
+DEFAULT_HIDDEN = 64  # hidden size of the task models unless --hidden says otherwise
 
 app = typer.Typer(
     help="Cost and accuracy of GRU, LSTM and the ReLU-and-addition gated RNN cell.",
@@ -68,6 +83,16 @@ def parse_positive_ints(value: str | int, option: str) -> list[int]:
             raise InputError(f"{option}: {number} is not positive")
         numbers.append(number)
     return list(dict.fromkeys(numbers))
+
+
+def parse_seeds(value: str, option: str = "--seed") -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; every value a non-negative integer."""
+    seeds = []
+    for item in (v.strip() for v in value.split(",")):
+        if not item.isdigit():
+            raise InputError(f"{option}: {item!r} is not a non-negative integer")
+        seeds.append(int(item))
+    return list(dict.fromkeys(seeds))
 
 
 def backend_param_variants(backend_list: list[str], given: list[str]) -> dict[str, list[dict]]:
@@ -164,8 +189,25 @@ def sweep(
         help="CKKS scale bits (same as -p ckks.scale_bits=...).")] = None,
     ckks_refresh_every: Annotated[str | None, typer.Option(
         help="CKKS steps between client refreshes (same as -p ckks.refresh_every=...).")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="Measure accuracy on a task (adding, digits) instead of timing: each cell's trained "
+             "model is scored on the test set under each backend (missing models are trained).")
+    ] = None,
+    models: Annotated[Path, typer.Option(help="With --task: the checkpoints directory.")
+    ] = DEFAULT_MODELS,
+    data: Annotated[Path | None, typer.Option(
+        help="With --task digits: an MNIST-style .npz (x_train, y_train, x_test, y_test).")] = None,
+    n_eval: Annotated[int | None, typer.Option(
+        help="With --task: score only the first N test items on every backend "
+             "(default: all of them; ckks: the first 256).")] = None,
+    train_steps: Annotated[int | None, typer.Option(
+        help="With --task: training steps for models not yet in --models "
+             "(default: 2000).")] = None,
 ) -> None:
-    """Measure cells x backends x sizes; write Parquet rows and print a summary table."""
+    """Measure cells x backends x sizes; write Parquet rows and print a summary table.
+
+    With --task, the rows are accuracy rows instead: one per cell x backend x size.
+    """
     from rnnbench import grid, summary
     from rnnbench.executors import ClusterError
     from rnnbench.runner import Settings
@@ -193,28 +235,49 @@ def sweep(
             repeats=parse_positive_ints(_option(repeats, chosen, "repeats"), "--repeats")[0],
             timeout=_positive_float(timeout, "--timeout"),
             warmup=warmups,
+            models_dir=str(models), task_data=str(data) if data else None,
         )
         shortcuts = {"poly_degree": ckks_poly_degree, "scale_bits": ckks_scale_bits,
                      "refresh_every": ckks_refresh_every}
         given = [f"ckks.{key}={value}" for key, value in shortcuts.items() if value is not None]
         if given and "ckks" not in backend_list:
             raise InputError("--ckks-* options need the ckks backend in --backends")
-        # A preset may consist of parts (e.g. one batch size per CKKS packing); each part is a grid.
-        points = []
-        for part in chosen.get("parts", [{}]):
-            options = {**chosen, **part}
-            points += grid.expand(
-                cell_list, backend_list,
-                parse_positive_ints(_option(seq_lens, options, "seq_lens"), "--seq-lens"),
-                parse_positive_ints(_option(hidden, options, "hidden"), "--hidden"),
-                parse_positive_ints(_option(batch, options, "batch"), "--batch"),
-                input_size=parse_positive_ints(_option(input_size, options, "input_size"),
-                                               "--input-size")[0],
-                threads=parse_positive_ints(threads, "--threads")[0],
-                seed=seed,
-                backend_params=backend_param_variants(
-                    backend_list, [*options.get("params", []), *(param or []), *given]),
+        threads_ = parse_positive_ints(threads, "--threads")[0]
+        if task is not None:
+            datasets = _load_tasks(task, seq_lens, data, "--seq-lens")
+            if batch is not None or input_size is not None:
+                raise InputError("--batch and --input-size do not apply with --task "
+                                 "(the test set sets them; see --n-eval)")
+            for value, option in ((n_eval, "--n-eval"), (train_steps, "--train-steps")):
+                if value is not None:
+                    parse_positive_ints(value, option)
+            from rnnbench.tasks.evaluate import accuracy_points
+
+            points = accuracy_points(
+                datasets, cell_list, backend_list,
+                parse_positive_ints(hidden or str(DEFAULT_HIDDEN), "--hidden"), seed,
+                n_eval=n_eval, threads=threads_,
+                backend_params=backend_param_variants(backend_list, [*(param or []), *given]),
             )
+        elif data is not None or n_eval is not None or train_steps is not None:
+            raise InputError("--data, --n-eval and --train-steps apply only with --task")
+        else:
+            # A preset may consist of parts (e.g. one batch size per CKKS packing); each part is a grid.
+            points = []
+            for part in chosen.get("parts", [{}]):
+                options = {**chosen, **part}
+                points += grid.expand(
+                    cell_list, backend_list,
+                    parse_positive_ints(_option(seq_lens, options, "seq_lens"), "--seq-lens"),
+                    parse_positive_ints(_option(hidden, options, "hidden"), "--hidden"),
+                    parse_positive_ints(_option(batch, options, "batch"), "--batch"),
+                    input_size=parse_positive_ints(_option(input_size, options, "input_size"),
+                                                   "--input-size")[0],
+                    threads=threads_,
+                    seed=seed,
+                    backend_params=backend_param_variants(
+                        backend_list, [*options.get("params", []), *(param or []), *given]),
+                )
         check_points(points)
         if dry_run:
             for point in points:
@@ -233,6 +296,8 @@ def sweep(
     except store.ResultsFileError as exc:
         raise fail(f"{exc} (left untouched)") from None
 
+    if task is not None:
+        _train_missing(points, datasets, models, train_steps)
     args = {"argv": sys.argv[1:], "preset": preset, "points": len(points),
             "executor": executor.description}
     run = new_run(args, settings)
@@ -267,10 +332,18 @@ def sweep(
     if not path.exists():
         return
     rows, _ = store.read(path)
-    table = summary.summarize(rows[rows["run_id"] == run["run_id"]])
-    if summary_format == "md":
-        print(summary.format_markdown(table))
-    elif summary_format == "csv":
+    rows = rows[rows["run_id"] == run["run_id"]]
+    if task is not None:
+        _print_table(summary.accuracy_table(rows), summary_format, summary.markdown)
+    else:
+        _print_table(summary.summarize(rows), summary_format, summary.format_markdown)
+
+
+def _print_table(table: Any, fmt: str, markdown: Callable[[Any], str]) -> None:
+    """A result table on stdout as Markdown, CSV or JSON records."""
+    if fmt == "md":
+        print(markdown(table))
+    elif fmt == "csv":
         print(table.to_csv(index=False), end="")
     else:
         print(table.to_json(orient="records"))
@@ -365,6 +438,8 @@ def merge(
         raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
     err.print(f"merged {len(paths)} files ({len(metadata['runs'])} runs, {table.num_rows} rows) "
               f"-> {out}")
+
+
 @app.command()
 def dashboard(
     paths: Annotated[list[Path] | None, typer.Argument(
@@ -462,6 +537,164 @@ def report(
         raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
     err.print(f"wrote {out} ({len(rows)} rows, {len(CHARTS)} charts)")
     print(out)
+
+
+def _load_tasks(task: str, seq_lens: str | None, data: Path | None, option: str) -> list[TaskData]:
+    """The task at each sequence length given with ``option`` (default: the task's own)."""
+    from rnnbench import tasks
+
+    lengths: list[int | None] = (
+        list(parse_positive_ints(seq_lens, option)) if seq_lens is not None else [None])
+    try:
+        return [tasks.load(task, seq_len, data) for seq_len in lengths]
+    except tasks.TaskError as exc:
+        raise InputError(str(exc)) from None
+
+
+def train_models(
+    jobs: list[tuple[TaskData, str, int, int]],
+    config_for: Callable[[TaskData], TrainConfig],
+    models_dir: Path,
+    on_trained: Callable[..., None] | None = None,
+) -> None:
+    """Train and save each ``(data, cell, hidden, seed)`` with a progress bar showing the loss.
+
+    ``config_for(data)`` gives the job's :class:`TrainConfig`; ``on_trained(data, cell, hidden,
+    seed, config, checkpoint, trained)`` runs after each model is saved.
+    """
+    from rnnbench.tasks import training
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        for data, cell, hidden, seed in jobs:
+            config = config_for(data)
+            label = f"train {data.tag} {cell} T={data.seq_len} H={hidden} seed={seed}"
+            bar = progress.add_task(label, total=config.steps)
+
+            def on_step(step: int, loss: float, bar: Any = bar, label: str = label) -> None:
+                progress.update(bar, completed=step, description=f"{label} loss {loss:.4g}")
+
+            checkpoint, trained = training.train_and_save(data, cell, hidden, seed, config,
+                                                          models_dir, on_step=on_step)
+            result = f"{label} test {data.objective.metric} {trained.final.test_metric:.4g}"
+            progress.update(bar, description=result)
+            # A log line too, so that runs without a terminal (nohup, CI) show progress.
+            progress.console.print(f"{result} ({trained.final.cpu_s:.0f} s CPU) -> {checkpoint}",
+                                   markup=False, highlight=False)
+            if on_trained:
+                on_trained(data, cell, hidden, seed, config, checkpoint, trained)
+
+
+def _train_missing(points: list[Point], datasets: list[TaskData], models_dir: Path,
+                   steps: int | None) -> None:
+    """Train the models the accuracy points need but lack (``steps``: each task's default)."""
+    from rnnbench.tasks import checkpoints
+    from rnnbench.tasks.training import TrainConfig
+
+    by_key = {(d.tag, d.seq_len): d for d in datasets}
+    jobs = []
+    for p in points:
+        job = (by_key[(p.task, p.seq_len)], p.cell, p.hidden_size, p.seed)
+        path = checkpoints.path_for(models_dir, p.task, p.cell, p.seq_len, p.hidden_size, p.seed)
+        if job not in jobs and not checkpoints.sidecar_path(path).exists():
+            jobs.append(job)
+    if jobs:
+        err.print(f"training {len(jobs)} missing models into {models_dir}")
+        train_models(jobs, lambda data: TrainConfig(steps=steps or data.default_steps), models_dir)
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Option(help="Task: adding or digits.")],
+    cells_: Annotated[str, typer.Option("--cells", help="Comma list of cells.")] = "gru,lstm,reluadd",
+    seq_len: Annotated[str | None, typer.Option(
+        help="Comma list of sequence lengths (adding: default 100; digits: 8 rows or 64 pixels).")
+    ] = None,
+    hidden: Annotated[str, typer.Option(help="Comma list of hidden sizes.")] = str(DEFAULT_HIDDEN),
+    steps: Annotated[int | None, typer.Option(
+        help="Optimizer steps (default: 2000).")] = None,
+    seed: Annotated[str, typer.Option(help="Comma list of seeds (one model per seed).")] = "0",
+    lr: Annotated[float, typer.Option(help="Peak learning rate of Adam.")] = 2e-3,
+    batch_size: Annotated[int, typer.Option(help="Sequences per optimizer step.")] = 64,
+    curve_every: Annotated[int, typer.Option(
+        help="Learning-curve point every N steps (0: 20 points per model).")] = 0,
+    models: Annotated[Path, typer.Option(help="Checkpoints directory.")] = DEFAULT_MODELS,
+    out: Annotated[Path, typer.Option(
+        help="Learning curves: results directory (a new file) or a .parquet file (appended).")
+    ] = Path("results"),
+    data: Annotated[Path | None, typer.Option(
+        help="digits: an MNIST-style .npz (x_train, y_train, x_test, y_test).")] = None,
+    threads: Annotated[int, typer.Option(help="Torch threads for training (recorded).")] = 1,
+    summary_format: Annotated[str, typer.Option(
+        "--format", help="Table of trained models on stdout: md, csv or json.")] = "md",
+) -> None:
+    """Train each cell with a linear readout on a task with one fixed budget; save checkpoints."""
+    import pandas as pd
+    import torch
+
+    from rnnbench import summary
+    from rnnbench.sweep import check_writable, new_run, resolve_output
+    from rnnbench.tasks import training
+
+    try:
+        if summary_format not in ("md", "csv", "json"):
+            raise InputError(f"--format must be md, csv or json, got {summary_format!r}")
+        cell_list = parse_names(cells_, cells.names(), "cells")
+        datasets = _load_tasks(task, seq_len, data, "--seq-len")
+        hidden_sizes = parse_positive_ints(hidden, "--hidden")
+        seeds = parse_seeds(seed)
+        for value, option in ((steps, "--steps"), (batch_size, "--batch-size"),
+                              (threads, "--threads")):
+            if value is not None:
+                parse_positive_ints(value, option)
+        if curve_every < 0:
+            raise InputError(f"--curve-every must be 0 or positive, got {curve_every}")
+        _positive_float(lr, "--lr")
+        path = resolve_output(out, resume=False)
+        try:
+            check_writable(path)
+            models.mkdir(parents=True, exist_ok=True)
+            check_writable(models / "probe")
+        except OSError as exc:
+            raise InputError(f"cannot write to {exc.filename or out}: {exc.strerror or exc}") from None
+        if path.exists():
+            store.read_table(path)  # refuse to touch a file we cannot read back
+    except InputError as exc:
+        raise fail(str(exc)) from None
+    except store.ResultsFileError as exc:
+        raise fail(f"{exc} (left untouched)") from None
+
+    torch.set_num_threads(threads)
+
+    def config_for(task_data: TaskData) -> TrainConfig:
+        return training.TrainConfig(steps=steps or task_data.default_steps, batch_size=batch_size,
+                                    lr=lr, curve_every=curve_every)
+
+    run = new_run({"argv": sys.argv[1:], "command": "train"},
+                  {"threads": threads, "train": asdict(config_for(datasets[0]))})
+    trained_models: list[dict[str, Any]] = []
+
+    def on_trained(task_data, cell, hidden_size, model_seed, config, checkpoint, trained) -> None:
+        rows = training.curve_rows(task_data, cell, hidden_size, model_seed, config, trained)
+        store.append(path, [{**row, "run_id": run["run_id"]} for row in rows], run)
+        trained_models.append({
+            "task": task_data.tag, "cell": cell, "seq_len": task_data.seq_len,
+            "hidden_size": hidden_size, "seed": model_seed, "steps": config.steps,
+            "metric": task_data.objective.metric, "metric_value": trained.final.test_metric,
+            "train_loss": trained.final.train_loss, "train_cpu_s": trained.final.cpu_s,
+            "checkpoint": str(checkpoint),
+        })
+
+    jobs = [(d, c, h, s) for d in datasets for h in hidden_sizes for s in seeds for c in cell_list]
+    err.print(f"run {run['run_id']}: training {len(jobs)} models on {training.default_device()} "
+              f"-> {models}, curves -> {path}")
+    try:
+        train_models(jobs, config_for, models, on_trained)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: finished models are kept in {models}")
+        raise typer.Exit(130) from None
+    _print_table(pd.DataFrame(trained_models), summary_format, summary.markdown)
 
 
 @app.command("env")

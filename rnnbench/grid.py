@@ -62,7 +62,8 @@ class Point:
 
     def label(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.params)
-        return (f"{self.cell}/{self.backend} T={self.seq_len} H={self.hidden_size} "
+        task = f"{self.task} " if self.task else ""
+        return (f"{task}{self.cell}/{self.backend} T={self.seq_len} H={self.hidden_size} "
                 f"B={self.batch_size}{extra}")
 
 

@@ -6,6 +6,8 @@ calibrates the number of loops so one sample lasts well above the timer's
 resolution, and takes warm-up samples (kept, flagged ``is_warmup``) followed by
 timed samples until both a minimum count and a minimum total time are reached
 (a backend may declare that its first run, the accuracy run, is a timed sample).
+A point with a ``task`` instead scores its trained checkpoint on the task's test set
+under the backend (one row, ``kind = "accuracy"``; see :mod:`rnnbench.tasks.evaluate`).
 Anything that goes wrong becomes one row with a ``status`` and an error message;
 the runner never raises for a point's failure. It knows nothing about the CLI.
 """
@@ -35,7 +37,7 @@ from rnnbench.stats import error_metrics
 # Imported by the fork server once, so every point's child starts with them loaded.
 _PRELOAD = ["rnnbench.runner", "rnnbench.backends.float32", "rnnbench.backends.pytorch",
             "rnnbench.backends.onnxrt", "rnnbench.backends.integer.backend",
-            "rnnbench.backends.ckks"]
+            "rnnbench.backends.ckks", "rnnbench.tasks.evaluate"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class Settings:
     warmup: int = 1  # samples taken first and flagged is_warmup
     sample_time: float = 0.01  # each sample runs enough loops to last this long
     timeout: float = 120.0  # hard limit per point, child process killed after it
+    models_dir: str = "models"  # accuracy points: where the trained checkpoints are
+    task_data: str | None = None  # accuracy points: a user's data file for the task
 
 
 def make_inputs(point: Point, calibration: bool = False) -> np.ndarray:
@@ -76,10 +80,14 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _kind(point: Point) -> str:
+    return "accuracy" if point.task else "timing"
+
+
 def failure_row(point: Point, status: str, error_type: str, message: str) -> dict[str, Any]:
     """The single row that records a point that did not produce samples."""
     return {
-        **point.columns(), "kind": "timing", "status": status, "error_type": error_type,
+        **point.columns(), "kind": _kind(point), "status": status, "error_type": error_type,
         "error_message": message, "started_at": _now(), **step_cost(
             point.cell, point.input_size, point.hidden_size).columns(), **env.provenance(),
     }
@@ -112,6 +120,8 @@ def measure(point: Point, settings: Settings) -> list[dict[str, Any]]:
     if reason:
         return [failure_row(point, "skipped", "Unsupported", reason)]
     set_threads(point.threads)
+    if point.task:
+        return [accuracy_row(point, backend, settings)]
     module = make_cell(point.cell, point.input_size, point.hidden_size, seed=point.seed)
     x = make_inputs(point)
     with torch.inference_mode():
@@ -159,6 +169,20 @@ def measure(point: Point, settings: Settings) -> list[dict[str, Any]]:
          "time_per_step_s": wall / loops / point.seq_len}
         for i, (warm, started, wall, cpu) in enumerate(samples)
     ]
+
+
+def accuracy_row(point: Point, backend: backends.Backend, settings: Settings) -> dict[str, Any]:
+    """The one row of an accuracy point: its trained model scored under its backend."""
+    from rnnbench.tasks.evaluate import evaluate_point
+
+    started = _now()
+    facts = evaluate_point(point, backend, settings.models_dir, settings.task_data)
+    return {
+        **point.columns(), "kind": "accuracy", "status": "ok", "started_at": started,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        **step_cost(point.cell, point.input_size, point.hidden_size).columns(),
+        **facts, **env.provenance(),
+    }
 
 
 def _child(

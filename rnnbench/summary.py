@@ -64,3 +64,36 @@ def format_markdown(table: pd.DataFrame) -> str:
             f"{num(r.iqr_us, '.2g')} | {num(r.vs_gru, '.2f')} |"
         )
     return "\n".join(lines)
+
+
+ACCURACY_COLUMNS = ["task", "cell", "backend", "backend_params", "seq_len", "hidden_size", "seed",
+                    "n_eval", "metric", "metric_value", "agreement", "train_step", "status"]
+
+
+def accuracy_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per accuracy point (latest run wins); failures keep their error in ``status``."""
+    accuracy = rows[rows["kind"] == "accuracy"]
+    latest = accuracy.sort_values("started_at").drop_duplicates("point_id", keep="last").copy()
+    failed = latest["status"] != "ok"
+    latest.loc[failed, "status"] = latest["status"] + ": " + latest["error_message"].fillna("")
+    return latest[ACCURACY_COLUMNS].sort_values(
+        ["task", "seq_len", "hidden_size", "seed", "backend", "backend_params", "cell"], kind="stable"
+    ).reset_index(drop=True)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """Any table as Markdown: numbers right-aligned with 4 significant digits, missing as –."""
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in table.columns]
+    lines = ["| " + " | ".join(table.columns) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    for values in table.itertuples(index=False):
+        cells = []
+        for value, is_number in zip(values, numeric, strict=True):
+            if value is None or (not isinstance(value, str) and pd.isna(value)):
+                cells.append("–")
+            elif is_number and isinstance(value, float):
+                cells.append(format(value, ".4g"))
+            else:
+                cells.append(" ".join(str(value).split()).replace("|", "/"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -19,13 +19,13 @@ from rnnbench.runner import Settings
 FILE_PREFIX = "rnnbench-"
 
 
-def new_run(args: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
-    """The record of one sweep invocation, stored in the results file's footer."""
+def new_run(args: Mapping[str, Any], settings: Settings | Mapping[str, Any]) -> dict[str, Any]:
+    """The record of one sweep (or training) invocation, stored in the results file's footer."""
     return {
         "run_id": uuid.uuid4().hex[:12],
         "started_at": dt.datetime.now(dt.UTC).isoformat(),
         "args": dict(args),
-        "settings": asdict(settings),
+        "settings": asdict(settings) if isinstance(settings, Settings) else dict(settings),
         "env": env.collect(),
     }
 

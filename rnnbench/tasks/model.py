@@ -1,0 +1,48 @@
+"""The model every task trains: a reference cell plus a linear readout of its final hidden state."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnbench.cells import make_cell
+
+
+class TaskModel(nn.Module):
+    """``x`` [T, B, I] -> readout of the final hidden state [B, outputs].
+
+    The recurrent part is the reference :class:`~rnnbench.cells.RecurrentCell`, so its
+    weights run unchanged on every backend; only the small readout stays in float.
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, outputs: int,
+                 seed: int | None = None) -> None:
+        super().__init__()
+        self.cell = make_cell(cell, input_size, hidden_size, seed)
+        self.readout = nn.Linear(hidden_size, outputs)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        bound = 1.0 / hidden_size**0.5  # nn.Linear's initialisation, but from the model's seed
+        with torch.no_grad():
+            for p in self.readout.parameters():
+                p.uniform_(-bound, bound, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.cell(x)
+        return self.readout(outputs[-1])
+
+    def readout_numpy(self, hidden: np.ndarray) -> np.ndarray:
+        """The readout applied in float64 to final hidden states [B, H] computed by any backend."""
+        weight = self.readout.weight.detach().cpu().numpy().astype(np.float64)
+        bias = self.readout.bias.detach().cpu().numpy().astype(np.float64)
+        return np.asarray(hidden, np.float64) @ weight.T + bias
+
+    @torch.inference_mode()
+    def final_hidden(self, x: np.ndarray, chunk: int = 256) -> np.ndarray:
+        """Final hidden states [N, H] of sequences ``x`` [T, N, I], in chunks to bound memory."""
+        device = self.readout.weight.device
+        parts = []
+        for start in range(0, x.shape[1], chunk):
+            outputs, _ = self.cell(torch.from_numpy(x[:, start:start + chunk]).to(device))
+            parts.append(outputs[-1].cpu().numpy())
+        return np.concatenate(parts)
