@@ -304,15 +304,15 @@ def sweep(
     err.print(f"run {run['run_id']}: {len(points)} points -> {path} ({executor.description})")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=False) as progress:
-        task = progress.add_task("sweep", total=len(points))
+        bar = progress.add_task("sweep", total=len(points))
 
         def on_start(todo: int) -> None:
-            progress.update(task, total=todo)
+            progress.update(bar, total=todo)
 
         def on_point(point: grid.Point, rows: list[dict[str, Any]]) -> None:
             status = rows[0]["status"]
             note = "" if status == "ok" else f" [{status}]"
-            progress.update(task, advance=1, description=f"{point.label()}{note}")
+            progress.update(bar, advance=1, description=f"{point.label()}{note}")
 
         try:
             outcome = run_sweep(points, settings, path, run, resume=resume, executor=executor,
