@@ -28,17 +28,28 @@ def time_vs_seq_len(rows: pd.DataFrame) -> go.Figure:
     points = point_table(rows)
     if points.empty:
         return empty_figure(title, NO_TIMING)
+    fig = _median_panels(points, "seq_len", "sequence length T")
+    _per_sequence_toggle(fig, title)
+    return fig
+
+
+def _median_panels(points: pd.DataFrame, x: str, x_title: str, extra=None) -> go.Figure:
+    """One log-log panel per backend with each cell's median time vs ``x`` and its IQR band.
+
+    ``extra(traces, panel, row, col)`` may add traces to each panel (e.g. slope guides).
+    """
     backends = sorted(points["backend"].unique())
     fig, positions = facets(backends)
     traces = Traces()
     for (row, col), backend in zip(positions, backends, strict=True):
         panel = points[points["backend"] == backend]
-        for name, hex_colour, dash, line in cell_series(panel, ["seq_len", "task", "seed"], points):
-            add_median_band(traces, line, "seq_len", name, hex_colour, dash, row, col)
-        discrete_log_ticks(fig, "x", panel["seq_len"], row, col)
+        for name, hex_colour, dash, line in cell_series(panel, [x, "task", "seed"], points):
+            add_median_band(traces, line, x, name, hex_colour, dash, row, col)
+        discrete_log_ticks(fig, "x", panel[x], row, col)
+        if extra:
+            extra(traces, panel, row, col)
     traces.into(fig)
-    _per_sequence_toggle(fig, title)
-    fig.update_xaxes(type="log", title_text="sequence length T")
+    fig.update_xaxes(type="log", title_text=x_title)
     fig.update_yaxes(type="log", title_text="µs per step")
     return fig
 
@@ -66,18 +77,7 @@ def time_vs_hidden(rows: pd.DataFrame) -> go.Figure:
     points = point_table(rows)
     if points.empty:
         return empty_figure(title, NO_TIMING)
-    backends = sorted(points["backend"].unique())
-    fig, positions = facets(backends)
-    traces = Traces()
-    for (row, col), backend in zip(positions, backends, strict=True):
-        panel = points[points["backend"] == backend]
-        for name, hex_colour, dash, line in cell_series(panel, ["hidden_size", "task", "seed"], points):
-            add_median_band(traces, line, "hidden_size", name, hex_colour, dash, row, col)
-        discrete_log_ticks(fig, "x", panel["hidden_size"], row, col)
-        _slope_guides(traces, panel, row, col)
-    traces.into(fig)
-    fig.update_xaxes(type="log", title_text="hidden size H")
-    fig.update_yaxes(type="log", title_text="µs per step")
+    fig = _median_panels(points, "hidden_size", "hidden size H", extra=_slope_guides)
     fig.update_layout(title=title)
     return fig
 
