@@ -313,6 +313,8 @@ def sweep(
             status = rows[0]["status"]
             note = "" if status == "ok" else f" [{status}]"
             progress.update(bar, advance=1, description=f"{point.label()}{note}")
+            if not err.is_terminal:  # logs (nohup, CI) get a line per point instead of a bar
+                progress.console.print(f"{point.label()}: {status}", markup=False)
 
         try:
             outcome = run_sweep(points, settings, path, run, resume=resume, executor=executor,
