@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -316,6 +317,10 @@ def sweep(
             if not err.is_terminal:  # logs (nohup, CI) get a line per point instead of a bar
                 progress.console.print(f"{point.label()}: {status}", markup=False)
 
+        from rnnbench.runner import STOP
+
+        STOP.clear()
+        previous_handler = signal.signal(signal.SIGINT, _request_stop)
         try:
             outcome = run_sweep(points, settings, path, run, resume=resume, executor=executor,
                                 on_start=on_start, on_point=on_point)
@@ -328,6 +333,8 @@ def sweep(
             progress.stop()
             raise fail(f"{exc}; points measured so far are kept in {path}, "
                        "rerun with --resume to finish", code=1) from None
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
     if outcome.skipped_done:
         err.print(f"resume: {outcome.skipped_done} points already ok in {path}")
     err.print(f"wrote {path} ({outcome.statuses})")
@@ -339,6 +346,14 @@ def sweep(
         _print_table(summary.accuracy_table(rows), summary_format, summary.markdown)
     else:
         _print_table(summary.summarize(rows), summary_format, summary.format_markdown)
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    """Ctrl-C during a sweep: record the request (see ``runner.STOP``) and interrupt."""
+    from rnnbench.runner import STOP
+
+    STOP.set()
+    raise KeyboardInterrupt
 
 
 def _print_table(table: Any, fmt: str, markdown: Callable[[Any], str]) -> None:

@@ -20,6 +20,7 @@ import multiprocessing as mp
 import multiprocessing.connection
 import resource
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -205,6 +206,23 @@ def _child(
         conn.close()
 
 
+# Set by the sweep's Ctrl-C handler. The handler also raises KeyboardInterrupt, but Python
+# swallows an exception raised while a finalizer (__del__) runs, so waits check this too.
+STOP = threading.Event()
+
+
+def _wait_for(receiver: multiprocessing.connection.Connection, timeout: float) -> bool:
+    """Like ``receiver.poll(timeout)``, but raises KeyboardInterrupt once a stop was requested."""
+    deadline = time.monotonic() + timeout
+    while not STOP.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        if receiver.poll(min(remaining, 0.2)):
+            return True
+    raise KeyboardInterrupt
+
+
 _forkserver: mp.context.BaseContext | None = None
 
 
@@ -232,7 +250,7 @@ def run_point(point: Point, settings: Settings) -> list[dict[str, Any]]:
     process.start()
     sender.close()
     try:
-        if receiver.poll(settings.timeout):
+        if _wait_for(receiver, settings.timeout):
             try:
                 rows = receiver.recv()
             except EOFError:

@@ -14,7 +14,7 @@ from typing import Any
 from rnnbench import env, store
 from rnnbench.executors import Executor, Sequential
 from rnnbench.grid import Point
-from rnnbench.runner import Settings
+from rnnbench.runner import STOP, Settings
 
 FILE_PREFIX = "rnnbench-"
 
@@ -92,6 +92,8 @@ def run_sweep(
             statuses[status] = statuses.get(status, 0) + 1
             if on_point:
                 on_point(point, rows)
+            if STOP.is_set():
+                raise KeyboardInterrupt
     finally:
         executor.close()
     return Outcome(path, sum(statuses.values()), len(points) - len(todo), statuses)
