@@ -266,3 +266,17 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, monkeypatch, args, m
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "report.html").exists()
+
+
+def test_legend_names_only_the_backend_parameters_that_vary():
+    import pandas as pd
+
+    from dashboard.charts.common import series_labels
+
+    defaults = {"poly_degree": "auto", "relu_degree": 6}
+    frame = pd.DataFrame({
+        "backend": ["ckks", "ckks", "float"],
+        "backend_params": [json.dumps({**defaults, "packing": "batch"}),
+                           json.dumps({**defaults, "packing": "vector"}), "{}"],
+    })
+    assert list(series_labels(frame)) == ["packing=batch", "packing=vector", ""]

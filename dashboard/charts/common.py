@@ -102,7 +102,7 @@ def series_labels(frame: pd.DataFrame, exclude: Iterable[str] = ()) -> pd.Series
     for key, short in SERIES_KEYS.items():
         if key in exclude or key not in frame or frame[key].nunique(dropna=False) <= 1:
             continue
-        values = frame[key].map(format_params) if key == "backend_params" else frame[key]
+        values = varying_params(frame) if key == "backend_params" else frame[key]
         prefix = f"{short}=" if short else ""
         parts.append(values.map(lambda v, p=prefix: "" if pd.isna(v) or v == "" else f"{p}{v}"))
     if not parts:
@@ -111,6 +111,22 @@ def series_labels(frame: pd.DataFrame, exclude: Iterable[str] = ()) -> pd.Series
     for part in parts[1:]:
         joined = joined.str.cat(part, sep=" ")
     return joined.str.strip().str.replace(r"\s+", " ", regex=True)
+
+
+def varying_params(frame: pd.DataFrame) -> pd.Series:
+    """Each row's backend parameters that vary within its backend (``'packing=batch'``).
+
+    A parameter every point of a backend shares (CKKS's degrees at their defaults, say)
+    says nothing about the difference between lines, so it stays out of the legend.
+    """
+    parsed = frame["backend_params"].map(lambda v: json.loads(v) if isinstance(v, str) and v else {})
+    labels = pd.Series("", index=frame.index, dtype=object)
+    for _, index in frame.groupby("backend").groups.items():
+        params = parsed.loc[index]
+        keys = sorted({key for p in params for key in p})
+        varying = [k for k in keys if len({json.dumps(p.get(k)) for p in params}) > 1]
+        labels.loc[index] = params.map(lambda p, v=varying: " ".join(f"{k}={p[k]}" for k in v if k in p))
+    return labels
 
 
 def series_sort_key(label: str) -> list:
