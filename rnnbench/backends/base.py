@@ -85,10 +85,6 @@ class Backend(ABC):
         """
         return None
 
-    def library_versions(self) -> dict[str, str]:
-        """Versions of the libraries this backend runs on, for provenance."""
-        return {}
-
     @abstractmethod
     def prepare(
         self,

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loaded up front so thread limits reach numba's BLAS)
 from numba import njit
@@ -209,9 +208,6 @@ class FusedFloat(Prepared):
 class FloatBackend(Backend):
     name = "float"
     description = "fused float32 kernels compiled with numba (one call per batch of sequences)"
-
-    def library_versions(self) -> dict[str, str]:
-        return {"numba": numba.__version__}
 
     def prepare(
         self,

@@ -54,9 +54,6 @@ class OrtBackend(Backend):
             return f"ONNX has no {cell} operator; onnxruntime runs only {', '.join(_SUPPORTED)}"
         return None
 
-    def library_versions(self) -> dict[str, str]:
-        return {"onnxruntime": ort.__version__}
-
     def prepare(
         self,
         weights: Weights,

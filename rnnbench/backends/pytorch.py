@@ -46,9 +46,6 @@ class TorchBackend(Backend):
     name = "torch"
     description = "torch.nn.GRU / torch.nn.LSTM; reluadd as the reference module"
 
-    def library_versions(self) -> dict[str, str]:
-        return {"torch": torch.__version__}
-
     def prepare(
         self,
         weights: Weights,

@@ -51,9 +51,6 @@ class TorchInt8Backend(Backend):
             return f"torch {torch.__version__} has no quantized CPU engine"
         return None
 
-    def library_versions(self) -> dict[str, str]:
-        return {"torch": torch.__version__}
-
     def prepare(
         self,
         weights: Weights,

@@ -228,11 +228,6 @@ class CkksBackend(Backend):
     def check_cell(self, cell: str, params: Mapping[str, Any], seq_len: int) -> None:
         ckks_params.choose(cell, self.validate_params(params), seq_len)
 
-    def library_versions(self) -> dict[str, str]:
-        import tenseal
-
-        return {"tenseal": tenseal.__version__}
-
     def prepare(self, weights: Weights, params: Mapping[str, Any], calibration: np.ndarray,
                 threads: int = 1) -> Prepared:
         return EncryptedCell(weights, self.validate_params(params), calibration)

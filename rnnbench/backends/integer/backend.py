@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numba
 import numpy as np
 
 from rnnbench.backends.base import Backend, Prepared
@@ -79,9 +78,6 @@ class IntegerBackend(Backend):
         self.name = f"int{bits}"
         self.description = (f"{bits}-bit integer weights, inputs and state; fixed-point scales "
                             "calibrated on the inputs; compiled with numba")
-
-    def library_versions(self) -> dict[str, str]:
-        return {"numba": numba.__version__}
 
     def prepare(
         self,
