@@ -137,6 +137,24 @@ def _scalar(text: str) -> Any:
     return text
 
 
+def results_path(out: Path, resume: bool) -> Path:
+    """The results file for ``--out``, checked writable and, if it exists, readable back.
+
+    Checked before any work, so a bad ``--out`` or a corrupt existing file (left untouched)
+    ends the command at once.
+    """
+    from rnnbench.sweep import check_writable, resolve_output
+
+    path = resolve_output(out, resume)
+    try:
+        check_writable(path)
+    except OSError as exc:
+        raise InputError(f"cannot write results to {out}: {exc.strerror or exc}") from None
+    if path.exists():
+        store.read_table(path)  # refuse to touch a file we cannot read back
+    return path
+
+
 def _positive_float(value: float, option: str) -> float:
     if not value > 0:
         raise InputError(f"{option} must be positive, got {value}")
@@ -212,7 +230,7 @@ def sweep(
     from rnnbench import grid, summary
     from rnnbench.executors import ClusterError
     from rnnbench.runner import Settings
-    from rnnbench.sweep import check_writable, new_run, resolve_output, run_sweep
+    from rnnbench.sweep import new_run, run_sweep
 
     try:
         if preset is not None and preset not in PRESETS:
@@ -284,13 +302,7 @@ def sweep(
             for point in points:
                 print(f"{point.point_id}\t{point.label()}")
             return
-        path = resolve_output(out, resume)
-        try:
-            check_writable(path)
-        except OSError as exc:
-            raise InputError(f"cannot write results to {out}: {exc.strerror or exc}") from None
-        if path.exists():
-            store.read_table(path)  # refuse to touch a file we cannot read back
+        path = results_path(out, resume)
         executor = _executor(workers, scheduler)
     except InputError as exc:
         raise fail(str(exc)) from None
@@ -651,7 +663,7 @@ def train(
     import torch
 
     from rnnbench import summary
-    from rnnbench.sweep import check_writable, new_run, resolve_output
+    from rnnbench.sweep import check_writable, new_run
     from rnnbench.tasks import training
 
     try:
@@ -668,15 +680,12 @@ def train(
         if curve_every < 0:
             raise InputError(f"--curve-every must be 0 or positive, got {curve_every}")
         _positive_float(lr, "--lr")
-        path = resolve_output(out, resume=False)
+        path = results_path(out, resume=False)
         try:
-            check_writable(path)
             models.mkdir(parents=True, exist_ok=True)
             check_writable(models / "probe")
         except OSError as exc:
-            raise InputError(f"cannot write to {exc.filename or out}: {exc.strerror or exc}") from None
-        if path.exists():
-            store.read_table(path)  # refuse to touch a file we cannot read back
+            raise InputError(f"cannot write models to {models}: {exc.strerror or exc}") from None
     except InputError as exc:
         raise fail(str(exc)) from None
     except store.ResultsFileError as exc:
