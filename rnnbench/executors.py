@@ -38,6 +38,10 @@ LOCAL_CLUSTER_CONFIG = {
     # Hand a worker its next point only when it is free: a point queued on a worker that
     # dies would be counted as a failed attempt too, and lost with the guilty point.
     "distributed.scheduler.worker-saturation": 1.0,
+    # A worker killed mid-point is restarted by its nanny; the restart imports the numeric
+    # stack and can take longer than Dask's default 15 s on a busy machine, after which the
+    # cluster would close that nanny for good and the sweep would go on with fewer workers.
+    "distributed.deploy.lost-worker-timeout": "10 minutes",
 }
 
 # Provenance columns that describe the measuring machine: unknown for a point whose
