@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -655,6 +656,9 @@ def train(
     data: Annotated[Path | None, typer.Option(
         help="digits: an MNIST-style .npz (x_train, y_train, x_test, y_test).")] = None,
     threads: Annotated[int, typer.Option(help="Torch threads for training (recorded).")] = 1,
+    lstm_forget_bias: Annotated[float, typer.Option(
+        help="Added to the LSTM's forget-gate bias at initialisation (0: PyTorch's initialisation).")
+    ] = 1.0,
     summary_format: Annotated[str, typer.Option(
         "--format", help="Table of trained models on stdout: md, csv or json.")] = "md",
 ) -> None:
@@ -680,6 +684,8 @@ def train(
         if curve_every < 0:
             raise InputError(f"--curve-every must be 0 or positive, got {curve_every}")
         _positive_float(lr, "--lr")
+        if not math.isfinite(lstm_forget_bias):
+            raise InputError(f"--lstm-forget-bias must be a finite number, got {lstm_forget_bias}")
         path = results_path(out, resume=False)
         try:
             models.mkdir(parents=True, exist_ok=True)
@@ -695,7 +701,8 @@ def train(
 
     def config_for(task_data: TaskData) -> TrainConfig:
         return training.TrainConfig(steps=steps or task_data.default_steps, batch_size=batch_size,
-                                    lr=lr, curve_every=curve_every)
+                                    lr=lr, curve_every=curve_every,
+                                    lstm_forget_bias=lstm_forget_bias)
 
     run = new_run({"argv": sys.argv[1:], "command": "train"},
                   {"threads": threads, "train": asdict(config_for(datasets[0]))})

@@ -15,7 +15,7 @@ from rnnbench.cli import app
 from rnnbench.tasks import adding, checkpoints, digits
 from rnnbench.tasks.base import Regression, TaskError
 from rnnbench.tasks.evaluate import eval_items, evaluate_backend
-from rnnbench.tasks.training import TrainConfig, train
+from rnnbench.tasks.training import TrainConfig, initial_model, train
 
 runner = CliRunner()
 
@@ -137,6 +137,22 @@ def test_training_is_reproducible_from_the_seed():
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
+def test_only_the_lstm_forget_gate_bias_starts_shifted():
+    data = tasks.load("adding", 10)
+    hidden = 8
+    for cell in ("gru", "lstm", "reluadd"):
+        plain = initial_model(data, cell, hidden, 3, TrainConfig(steps=1, lstm_forget_bias=0.0))
+        shifted = initial_model(data, cell, hidden, 3, TrainConfig(steps=1))
+        difference = {name: (p - plain.state_dict()[name]).abs().amax().item()
+                      for name, p in shifted.state_dict().items()}
+        if cell == "lstm":
+            offset = shifted.cell.bias_ih - plain.cell.bias_ih
+            torch.testing.assert_close(offset[hidden:2 * hidden], torch.ones(hidden))
+            assert offset[:hidden].abs().max() == 0 and offset[2 * hidden:].abs().max() == 0
+            difference.pop("cell.bias_ih")
+        assert max(difference.values()) == 0, cell
+
+
 def test_float_backend_reproduces_the_reference_model_on_the_task():
     data = tasks.load("adding", 20)
     trained = train(data, "lstm", 8, seed=0, config=TrainConfig(steps=3, batch_size=8),
@@ -220,6 +236,7 @@ def test_task_options_are_validated(tmp_path):
         (["train", "--task", "adding", "--data", tmp_path / "x.npz"], "digits task only"),
         (["train", "--task", "digits", "--seq-len", "9"], "rows"),
         (["train", "--task", "adding", "--steps", "0"], "--steps"),
+        (["train", "--task", "adding", "--lstm-forget-bias", "nan"], "--lstm-forget-bias"),
         (["sweep", "--task", "digits", "--batch", "4"], "--batch"),
         (["sweep", "--n-eval", "5"], "only with --task"),
     ]:
