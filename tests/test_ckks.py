@@ -6,6 +6,7 @@ Sizes are tiny (H=4, two or three steps) and relu uses degree 3, so every cell f
 
 from __future__ import annotations
 
+import functools
 import math
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def test_step_consumes_exactly_the_computed_depth(runs, cell):
     engine, packing = prepared.engine, prepared.packing
     state = tuple(packing.encrypt_state(engine, np.zeros((1, 4))) for _ in range(2 if cell == "lstm" else 1))
     x_ct = packing.encrypt_inputs(engine, np.asarray(x[:1, :1], np.float64))[0]
-    depth = params.levels_needed(cell, {k: p.coeffs for k, p in prepared.polys.items()}, 1)
+    depth = params.levels_needed(cell, prepared.polys, 1)
     assert depth == prepared.facts()["ckks_depth_per_step"]
     new = prepared.step(state, x_ct)
     assert engine.top - min(part.level for part in new) == depth
@@ -111,10 +112,37 @@ def test_polynomial_structure():
         parity = 0 if kind == "relu" else 1
         extra = {"sigmoid": 0, "relu": 1}.get(kind)
         assert all(c == 0 for k, c in enumerate(p.coeffs) if k % 2 != parity and k != extra)
-        assert poly.depth(p.coeffs) == math.ceil(math.log2(degree + 1))
+        assert poly.depth(p) == math.ceil(math.log2(degree + 1)) + p.prescaled
     assert poly.fit("tanh", 7, 3.0).max_error() < 0.02
-    dense = tuple(1.0 for _ in range(8))
+    dense = poly.Poly("tanh", 1.0, tuple(1.0 for _ in range(8)))
     assert poly.depth(dense) == 3 and poly.ct_mults(dense) == 2 + 3
+
+
+@pytest.mark.parametrize("kind,degree,half_width", [
+    ("tanh", 7, 1.5), ("tanh", 7, 20.0), ("relu", 6, 40.0), ("sigmoid", 15, 3.0), ("tanh", 15, 20.0),
+])
+def test_encrypted_polynomial_matches_plaintext_on_wide_intervals(kind, degree, half_width):
+    """Trained models need wide intervals: the encrypted evaluation must stay exact there too.
+
+    (Declaring the powers of x at a^(2^j) times their scale once gave a degree-7 tanh on
+    [-20, 20] an error of 5, and SEAL refused degree 15 with a "transparent" ciphertext.)
+    """
+    from rnnbench.backends.ckks.he import Enc, evaluate
+
+    engine = _wide_engine()
+    p = poly.fit(kind, degree, half_width)
+    x = np.random.default_rng(3).uniform(-half_width, half_width, engine.slots)
+    result = evaluate(p, Enc(engine, [engine.encrypt(x)]))
+    np.testing.assert_allclose(engine.decrypt(result.cts[0]), p(x), atol=1e-3 if degree > 7 else 2e-5, rtol=0)
+    assert result.level == engine.top - poly.depth(p)  # the prescaling's level is accounted for
+    assert p.prescaled == (half_width > 2)
+
+
+@functools.cache
+def _wide_engine():
+    from rnnbench.backends.ckks.he import Engine
+
+    return Engine(params.Setup(16384, 37, params.max_levels(16384, 37), 1))
 
 
 def test_insecure_or_impossible_params_refused():
@@ -158,7 +186,7 @@ def test_mid_step_refreshes_keep_reluadd_on_the_16384_ring():
     assert prepared.setup.poly_degree == 16384 and prepared.setup.mid_step_refresh
     out = prepared.run(x)
     np.testing.assert_allclose(out, poly.run_plain(w, x, poly.PlainOps(prepared.polys)), atol=1e-3, rtol=0)
-    per_step = params.mid_step_refreshes("reluadd", {k: p.coeffs for k, p in prepared.polys.items()},
+    per_step = params.mid_step_refreshes("reluadd", prepared.polys,
                                          prepared.setup.levels)
     assert per_step >= 1
     assert prepared.facts()["ckks_refreshes"] == per_step  # round trips, counted while running

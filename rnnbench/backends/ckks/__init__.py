@@ -40,7 +40,7 @@ class EncryptedCell(Prepared):
         degrees = {k: params[f"{k}_degree"] for k in poly.KINDS}
         interval = None if params["interval"] == "auto" else float(params["interval"])
         self.polys = poly.calibrate(weights, calibration, degrees, params["margin"], interval)
-        self.setup = ckks_params.choose(weights.cell, params, calibration.shape[0])
+        self.setup = ckks_params.choose(weights.cell, params, calibration.shape[0], self.polys)
         self.packing = self._packing(params["packing"], calibration.shape[1])
         start = time.perf_counter()
         self.engine = Engine(self.setup, self.packing.rotation_steps())
@@ -165,12 +165,12 @@ class EncryptedCell(Prepared):
         packing = packing or self.packing
         unit = elementwise_counts(self.weights.cell)
         width = self.weights.hidden_size if packing.name == "batch" else 1
-        coeffs = {k: p.coeffs for k, p in self.polys.items()}
+        polys = self.polys
         return {
             "ct_ct_mul": width * (
-                unit["data_mul"] + sum(unit[k] * poly.ct_mults(coeffs[k]) for k in poly.KINDS)),
+                unit["data_mul"] + sum(unit[k] * poly.ct_mults(polys[k]) for k in poly.KINDS)),
             "ct_pt_mul": packing.model_pt_mults() + width * (
-                unit["weight_mul"] + sum(unit[k] * poly.pt_mults(coeffs[k]) for k in poly.KINDS)),
+                unit["weight_mul"] + sum(unit[k] * poly.pt_mults(polys[k]) for k in poly.KINDS)),
             "rotations": packing.model_rotations(),
         }
 
@@ -185,8 +185,7 @@ class EncryptedCell(Prepared):
         facts: dict[str, Any] = {
             "ckks_keygen_s": self.keygen_s,
             **{f"ckks_{phase}_s": self.times[phase] / runs for phase in PHASES},
-            "ckks_depth_per_step": ckks_params.levels_needed(
-                self.weights.cell, {k: p.coeffs for k, p in self.polys.items()}, 1),
+            "ckks_depth_per_step": ckks_params.levels_needed(self.weights.cell, self.polys, 1),
             # Round trips: step boundaries, plus each mid-step refresh site once per step (the
             # batch packing evaluates units one by one, but a site's units would travel together).
             "ckks_refreshes": round((self.refreshes + self.mid_step_refreshes / len(self.packing.units()))

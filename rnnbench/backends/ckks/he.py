@@ -286,7 +286,7 @@ class EncOps:
 
     def _apply(self, kind: str, x: Enc) -> Enc:
         p = self.polys[kind]
-        if self.refresh is not None and x.level < depth(p.coeffs):
+        if self.refresh is not None and x.level < depth(p):
             x = self.refresh(x)
         return evaluate(p, x)
 
@@ -301,22 +301,22 @@ class EncOps:
 
 
 def evaluate(p: Poly, x: Enc) -> Enc:
-    """``p(x)`` at depth ``ceil(log2(deg + 1))``, landing on the canonical scale of its level.
+    """``p(x)`` at depth :func:`~rnnbench.backends.ckks.poly.depth`, on the canonical scale of its level.
 
-    ``u = x / a`` costs nothing: it is a change of scale. The leaves ``c0 + c1 u`` get
-    ``c1 / a`` times ``x``; the square of ``x`` is declared at ``a^2`` times its scale, so
-    every higher power is ``u^(2^j)`` itself. Each sub-polynomial is computed straight at
-    the level and scale its consumer needs, so no product ever meets mismatched scales.
+    The leaves ``c0 + c1 u`` get ``c1 / a`` times ``x``. For the powers, ``u = x / a`` is
+    normally a change of scale: the square of ``x`` is declared at ``a^2`` times its scale,
+    so every higher power is ``u^(2^j)`` itself; on a wide interval (``p.prescaled``) ``u``
+    is computed with a plaintext product instead. Each sub-polynomial is computed straight
+    at the level and scale its consumer needs, so no product ever meets mismatched scales.
     """
     engine = x.engine
-    powers: list[tuple[list[seal.Ciphertext], float]] = [(x.cts, engine.scales[x.level])]
 
     def power(j: int) -> tuple[list[seal.Ciphertext], float]:
         while len(powers) <= j:
             cts, scale = powers[-1]
             level = engine.level(cts[0]) - 1
             squared = [engine.rescale(engine.mul(c, c), scale**2 / engine.primes[level + 1]) for c in cts]
-            scale = scale**2 / engine.primes[level + 1] * (p.half_width**2 if len(powers) == 1 else 1.0)
+            scale = scale**2 / engine.primes[level + 1] * (declared if len(powers) == 1 else 1.0)
             for c in squared:
                 c.scale = scale
             powers.append((squared, scale))
@@ -358,7 +358,14 @@ def evaluate(p: Poly, x: Enc) -> Enc:
             return plus_constant(term, q, level, scale)
         return [engine.accumulate(a, b) for a, b in zip(term, q, strict=True)]
 
-    target = x.level - depth(p.coeffs)
+    if p.prescaled:
+        below = x.level - 1
+        u = (product(x.cts, 1.0 / p.half_width, below, engine.scales[below]), engine.scales[below])
+        declared = 1.0  # the factor the square of the first power is declared at
+    else:
+        u, declared = (x.cts, engine.scales[x.level]), p.half_width**2
+    powers: list[tuple[list[seal.Ciphertext], float]] = [u]
+    target = x.level - depth(p)
     result = at(p.coeffs, target, engine.scales[target])
     if isinstance(result, float):  # a constant polynomial: an encryption-free constant is not an Enc
         raise ValueError(f"{p.kind} polynomial of degree 0 is not supported")

@@ -94,7 +94,7 @@ class Level:
 class LevelTracer:
     """The ``ops`` namespace for :class:`Level` values: a polynomial costs its depth."""
 
-    def __init__(self, polys: Mapping[str, tuple[float, ...]], refresh_top: int | None = None) -> None:
+    def __init__(self, polys: Mapping[str, poly.Poly], refresh_top: int | None = None) -> None:
         self.polys = polys
         self.refresh_top = refresh_top  # the level a mid-step refresh restores (None: no refreshes)
         self.lowest = 10**9
@@ -119,7 +119,7 @@ class LevelTracer:
         return self._poly("relu", v)
 
 
-def trace_steps(cell: str, polys: Mapping[str, tuple[float, ...]], steps: int, top: int = 10**6,
+def trace_steps(cell: str, polys: Mapping[str, poly.Poly], steps: int, top: int = 10**6,
                 mid_step_refresh: bool = False) -> LevelTracer:
     """Run ``steps`` steps from fresh state at level ``top``; gate pre-activations cost one level."""
     tracer = LevelTracer(polys, top if mid_step_refresh else None)
@@ -132,24 +132,25 @@ def trace_steps(cell: str, polys: Mapping[str, tuple[float, ...]], steps: int, t
     return tracer
 
 
-def levels_needed(cell: str, polys: Mapping[str, tuple[float, ...]], steps: int) -> int:
+def levels_needed(cell: str, polys: Mapping[str, poly.Poly], steps: int) -> int:
     """Levels a fresh state needs to run ``steps`` steps without a refresh."""
     top = 10**6
     return top - trace_steps(cell, polys, steps, top).lowest
 
 
-def degree_polys(params: Mapping[str, Any]) -> dict[str, tuple[float, ...]]:
-    """Placeholder coefficients with the structure (degree, parity) of the fitted polynomials."""
-    return {k: poly.fit(k, params[f"{k}_degree"], 1.0).coeffs for k in poly.KINDS}
+def degree_polys(params: Mapping[str, Any]) -> dict[str, poly.Poly]:
+    """Placeholders with the structure (degree, parity) of the fitted polynomials, on a narrow interval."""
+    return {k: poly.fit(k, params[f"{k}_degree"], 1.0) for k in poly.KINDS}
 
 
-def mid_step_refreshes(cell: str, polys: Mapping[str, tuple[float, ...]], levels: int) -> int | None:
+def mid_step_refreshes(cell: str, polys: Mapping[str, poly.Poly], levels: int) -> int | None:
     """Mid-step refreshes one step needs with ``levels`` levels (``None``: a product runs out)."""
     tracer = trace_steps(cell, polys, 1, levels, mid_step_refresh=True)
     return tracer.refreshes if tracer.lowest >= 0 else None
 
 
-def choose(cell: str, params: Mapping[str, Any], seq_len: int) -> Setup:
+def choose(cell: str, params: Mapping[str, Any], seq_len: int,
+           polys: Mapping[str, poly.Poly] | None = None) -> Setup:
     """The encryption parameters for ``cell`` at 128-bit security.
 
     Ring: the smallest whose secure modulus holds one step at the lowest automatic scale;
@@ -159,9 +160,11 @@ def choose(cell: str, params: Mapping[str, Any], seq_len: int) -> Setup:
     with mid-step refreshes the largest among those needing the fewest: CKKS noise is
     relative to the scale, and the polynomial evaluation divides it by up to
     ``a^(deg - 1)``, so spare bits go into precision. Refresh interval: as many steps as
-    the levels hold. Raises :class:`InvalidParams` for a user setting that cannot work.
+    the levels hold. ``polys``: the fitted polynomials (default: placeholders on a narrow
+    interval, which may need a level less). Raises :class:`InvalidParams` for a user
+    setting that cannot work.
     """
-    polys = degree_polys(params)
+    polys = polys or degree_polys(params)
     refresh_every = params["refresh_every"]
     steps_wanted = 1 if refresh_every == "auto" else min(refresh_every, seq_len)
     depth = levels_needed(cell, polys, steps_wanted)
@@ -192,7 +195,7 @@ def choose(cell: str, params: Mapping[str, Any], seq_len: int) -> Setup:
         "ckks.scale_bits or ckks.refresh_every, or lower polynomial degrees")
 
 
-def _with_refresh_interval(cell: str, polys: Mapping[str, tuple[float, ...]], seq_len: int,
+def _with_refresh_interval(cell: str, polys: Mapping[str, poly.Poly], seq_len: int,
                            refresh_every: int | str, setup: Setup) -> Setup:
     """``setup`` refreshing every ``refresh_every`` steps, or (automatic) as rarely as its levels allow."""
     if refresh_every == "auto":

@@ -10,7 +10,8 @@ cost nothing to evaluate.
 The depth-optimal evaluation order used under encryption is fixed here too
 (:func:`depth`, :func:`ct_mults`): split ``p = q + u^(2^j) r`` at the largest power of
 two ``2^j <= deg p``, recursively, with the scalar coefficients folded into the
-degree-1 leaves. A degree-``d`` polynomial then costs ``ceil(log2(d + 1))`` levels.
+degree-1 leaves. A degree-``d`` polynomial then costs ``ceil(log2(d + 1))`` levels,
+plus one on a wide interval (:attr:`Poly.prescaled`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ EXACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 # Powers of u that each function's symmetric part keeps (besides what PARITY_EXTRA adds).
 _PARITY = {"sigmoid": 1, "tanh": 1, "relu": 0}  # 1: odd powers, 0: even powers
+# Under encryption the powers u^(2^j) of u = x / a come for free as x^(2^j) declared at
+# a^(2^j) times its scale; the terms that multiply u^(2^j) must then be computed at a scale
+# a^(2^j) times smaller, losing that factor in precision (a degree-7 tanh on [-20, 20]
+# came out wrong by 5). Past this factor x is scaled to u with a plaintext product
+# first, one level more.
+MAX_FREE_SCALING = 16.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,12 @@ class Poly:
     @property
     def degree(self) -> int:
         return len(self.coeffs) - 1
+
+    @property
+    def prescaled(self) -> bool:
+        """Whether the encrypted evaluation computes ``u = x / a`` first (see MAX_FREE_SCALING)."""
+        deg = _degree(self.coeffs)
+        return deg >= 2 and self.half_width ** (2 ** math.floor(math.log2(deg))) > MAX_FREE_SCALING
 
     def max_error(self, points: int = 4001) -> float:
         """Largest deviation from the exact function on the interval."""
@@ -83,21 +96,27 @@ def _degree(coeffs: tuple[float, ...]) -> int:
     return nonzero[-1] if nonzero else 0
 
 
-def depth(coeffs: tuple[float, ...]) -> int:
-    """Multiplicative levels the encrypted evaluation of ``coeffs`` consumes."""
+def depth(p: Poly) -> int:
+    """Multiplicative levels the encrypted evaluation of ``p`` consumes."""
+    # Prescaling delays the power chain by one level, and the deepest path runs through
+    # the highest power, so it adds exactly one level.
+    return _depth(p.coeffs) + (1 if p.prescaled else 0)
+
+
+def _depth(coeffs: tuple[float, ...]) -> int:
     deg = _degree(coeffs)
     if deg <= 1:
         return deg
     j, q, r = _split(coeffs)
-    return max(depth(q), 1 + max(j, depth(r)))
+    return max(_depth(q), 1 + max(j, _depth(r)))
 
 
-def ct_mults(coeffs: tuple[float, ...]) -> int:
+def ct_mults(p: Poly) -> int:
     """Ciphertext-ciphertext products of the encrypted evaluation (squarings included)."""
-    deg = _degree(coeffs)
+    deg = _degree(p.coeffs)
     if deg <= 1:
         return 0
-    return int(math.floor(math.log2(deg))) + _split_products(coeffs)
+    return int(math.floor(math.log2(deg))) + _split_products(p.coeffs)
 
 
 def _split_products(coeffs: tuple[float, ...]) -> int:
@@ -107,16 +126,20 @@ def _split_products(coeffs: tuple[float, ...]) -> int:
     return _split_products(q) + _split_products(r) + (1 if _degree(r) >= 1 else 0)
 
 
-def pt_mults(coeffs: tuple[float, ...]) -> int:
-    """Ciphertext-plaintext products: one per degree-1 leaf and per constant times a power."""
+def pt_mults(p: Poly) -> int:
+    """Ciphertext-plaintext products: one per degree-1 leaf, per constant times a power, one to prescale."""
+    return _pt_mults(p.coeffs) + (1 if p.prescaled else 0)
+
+
+def _pt_mults(coeffs: tuple[float, ...]) -> int:
     deg = _degree(coeffs)
     if deg == 0:
         return 0
     if deg == 1:
         return 1
     _, q, r = _split(coeffs)
-    r_part = pt_mults(r) if _degree(r) >= 1 else (1 if any(r) else 0)
-    return pt_mults(q) + r_part
+    r_part = _pt_mults(r) if _degree(r) >= 1 else (1 if any(r) else 0)
+    return _pt_mults(q) + r_part
 
 
 class PlainOps:
