@@ -202,7 +202,8 @@ class EncryptedCell(Prepared):
             "ckks_refresh_every": self.setup.refresh_every,
             "ckks_polys": json.dumps({
                 k: {"degree": p.degree, "half_width": round(p.half_width, 4),
-                    "max_err": round(p.max_error(), 6)} for k, p in self.polys.items()}),
+                    "max_err": round(p.max_error(), 6), "prescaled": p.prescaled}
+                for k, p in self.polys.items()}),
         }
         if self.last is not None:
             x, out = self.last
