@@ -631,7 +631,7 @@ def _train_missing(points: list[Point], datasets: list[TaskData], models_dir: Pa
             jobs.append(job)
     if jobs:
         err.print(f"training {len(jobs)} missing models into {models_dir}")
-        train_models(jobs, lambda data: TrainConfig(steps=steps or data.default_steps), models_dir)
+        train_models(jobs, lambda data: TrainConfig.for_task(data, steps), models_dir)
 
 
 @app.command()
@@ -656,9 +656,10 @@ def train(
     data: Annotated[Path | None, typer.Option(
         help="digits: an MNIST-style .npz (x_train, y_train, x_test, y_test).")] = None,
     threads: Annotated[int, typer.Option(help="Torch threads for training (recorded).")] = 1,
-    lstm_forget_bias: Annotated[float, typer.Option(
-        help="Added to the LSTM's forget-gate bias at initialisation (0: PyTorch's initialisation).")
-    ] = 1.0,
+    lstm_forget_bias: Annotated[float | None, typer.Option(
+        help="Added to the LSTM's forget-gate bias at initialisation (0: PyTorch's initialisation; "
+             "default: the task's, 1 for adding, 0 for digits).")
+    ] = None,
     summary_format: Annotated[str, typer.Option(
         "--format", help="Table of trained models on stdout: md, csv or json.")] = "md",
 ) -> None:
@@ -684,7 +685,7 @@ def train(
         if curve_every < 0:
             raise InputError(f"--curve-every must be 0 or positive, got {curve_every}")
         _positive_float(lr, "--lr")
-        if not math.isfinite(lstm_forget_bias):
+        if lstm_forget_bias is not None and not math.isfinite(lstm_forget_bias):
             raise InputError(f"--lstm-forget-bias must be a finite number, got {lstm_forget_bias}")
         path = results_path(out, resume=False)
         try:
@@ -700,9 +701,8 @@ def train(
     torch.set_num_threads(threads)
 
     def config_for(task_data: TaskData) -> TrainConfig:
-        return training.TrainConfig(steps=steps or task_data.default_steps, batch_size=batch_size,
-                                    lr=lr, curve_every=curve_every,
-                                    lstm_forget_bias=lstm_forget_bias)
+        return training.TrainConfig.for_task(task_data, steps, lstm_forget_bias, batch_size=batch_size,
+                                             lr=lr, curve_every=curve_every)
 
     run = new_run({"argv": sys.argv[1:], "command": "train"},
                   {"threads": threads, "train": asdict(config_for(datasets[0]))})
