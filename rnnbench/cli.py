@@ -656,10 +656,9 @@ def train(
     data: Annotated[Path | None, typer.Option(
         help="digits: an MNIST-style .npz (x_train, y_train, x_test, y_test).")] = None,
     threads: Annotated[int, typer.Option(help="Torch threads for training (recorded).")] = 1,
-    lstm_forget_bias: Annotated[float | None, typer.Option(
-        help="Added to the LSTM's forget-gate bias at initialisation (0: PyTorch's initialisation; "
-             "default: the task's, 1 for adding, 0 for digits).")
-    ] = None,
+    lstm_forget_bias: Annotated[float, typer.Option(
+        help="Added to the LSTM's forget-gate bias at initialisation (0: PyTorch's; 1: Keras's).")
+    ] = 0.0,
     summary_format: Annotated[str, typer.Option(
         "--format", help="Table of trained models on stdout: md, csv or json.")] = "md",
 ) -> None:
@@ -685,7 +684,7 @@ def train(
         if curve_every < 0:
             raise InputError(f"--curve-every must be 0 or positive, got {curve_every}")
         _positive_float(lr, "--lr")
-        if lstm_forget_bias is not None and not math.isfinite(lstm_forget_bias):
+        if not math.isfinite(lstm_forget_bias):
             raise InputError(f"--lstm-forget-bias must be a finite number, got {lstm_forget_bias}")
         path = results_path(out, resume=False)
         try:
@@ -701,8 +700,8 @@ def train(
     torch.set_num_threads(threads)
 
     def config_for(task_data: TaskData) -> TrainConfig:
-        return training.TrainConfig.for_task(task_data, steps, lstm_forget_bias, batch_size=batch_size,
-                                             lr=lr, curve_every=curve_every)
+        return training.TrainConfig.for_task(task_data, steps, batch_size=batch_size, lr=lr,
+                                             curve_every=curve_every, lstm_forget_bias=lstm_forget_bias)
 
     run = new_run({"argv": sys.argv[1:], "command": "train"},
                   {"threads": threads, "train": asdict(config_for(datasets[0]))})

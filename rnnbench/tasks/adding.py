@@ -49,8 +49,4 @@ def load(seq_len: int | None = None) -> TaskData:
         sample=lambda rng, batch: make_batch(rng, batch, seq_len),
         default_steps=2000,
         description=f"adding problem, T={seq_len}, {TEST_ITEMS} test sequences",
-        # A memory task: the LSTM starts by remembering, as the LSTM literature recommends.
-        # With PyTorch's initialisation it stays on the predict-the-mean plateau (MSE 0.166
-        # after 2000 steps at T=100).
-        default_lstm_forget_bias=1.0,
     )

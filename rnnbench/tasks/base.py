@@ -105,8 +105,6 @@ class TaskData:
     sample: BatchSampler
     default_steps: int
     description: str
-    # The LSTM forget-gate bias this task trains with unless told otherwise (see TrainConfig).
-    default_lstm_forget_bias: float = 0.0
 
     @property
     def n_test(self) -> int:
