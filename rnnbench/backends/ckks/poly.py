@@ -37,10 +37,12 @@ EXACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 _PARITY = {"sigmoid": 1, "tanh": 1, "relu": 0}  # 1: odd powers, 0: even powers
 # Under encryption the powers u^(2^j) of u = x / a come for free as x^(2^j) declared at
 # a^(2^j) times its scale; the terms that multiply u^(2^j) must then be computed at a scale
-# a^(2^j) times smaller, losing that factor in precision (a degree-7 tanh on [-20, 20]
-# came out wrong by 5). Past 8 bits x is scaled to u with a plaintext product first, one
-# level more; within them the loss stays below ~3e-4 at the smallest automatic scale.
-MAX_FREE_SCALING = 256.0
+# a^(2^j) times smaller, and the coefficients amplify what that costs (a degree-7 tanh on
+# [-20, 20] came out wrong by 5). Past 11 bits of a^(2^j) * max|coeff| x is scaled to u
+# with a plaintext product first, one level more. Within them the error measured at
+# 34-37 bit scales stays below 2e-4 (relu, degree 6, a = 4.1), well under what the
+# polynomial itself misses on intervals that wide.
+MAX_FREE_LOSS = 2.0**11
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,12 @@ class Poly:
 
     @property
     def prescaled(self) -> bool:
-        """Whether the encrypted evaluation computes ``u = x / a`` first (see MAX_FREE_SCALING)."""
+        """Whether the encrypted evaluation computes ``u = x / a`` first (see MAX_FREE_LOSS)."""
         deg = _degree(self.coeffs)
-        return deg >= 2 and self.half_width ** (2 ** math.floor(math.log2(deg))) > MAX_FREE_SCALING
+        if deg < 2:
+            return False
+        inflation = self.half_width ** (2 ** math.floor(math.log2(deg)))
+        return inflation * max(1.0, max(abs(c) for c in self.coeffs)) > MAX_FREE_LOSS
 
     def max_error(self, points: int = 4001) -> float:
         """Largest deviation from the exact function on the interval."""
