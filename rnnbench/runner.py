@@ -67,14 +67,17 @@ def make_inputs(point: Point, calibration: bool = False) -> np.ndarray:
 
 
 def set_threads(threads: int) -> None:
-    """Limit every thread pool the backends use (torch, BLAS, numba) to ``threads``."""
-    import numba
+    """Limit every thread pool the backends use (torch and its oneDNN, BLAS) to ``threads``.
+
+    Numba's is left alone: no kernel here runs in parallel, and starting numba's OpenMP
+    layer (``numba.set_num_threads`` does) resets the OpenMP thread count that torch
+    set, after which PyTorch's LSTM (oneDNN) ran on two threads in "one thread" points.
+    """
     import torch
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
     threadpool_limits(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def _now() -> dt.datetime:

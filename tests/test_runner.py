@@ -75,3 +75,36 @@ def test_grid_order_and_ids_are_deterministic():
     assert [p.point_id for p in points] == [p.point_id for p in again]
     assert _point().point_id != _point(seed=1).point_id
     assert pd.Series([p.point_id for p in points]).str.fullmatch("[0-9a-f]{16}").all()
+
+
+_BUSY_THREADS = """
+import glob, os, torch
+from rnnbench import runner
+runner.set_threads(1)
+import rnnbench.backends.float32, rnnbench.backends.integer.backend  # what the fork server preloads
+
+def cpu_ticks():
+    ticks = {}
+    for task in glob.glob(f"/proc/{os.getpid()}/task/*"):
+        fields = open(task + "/stat").read().rsplit(")", 1)[1].split()
+        ticks[task] = int(fields[11]) + int(fields[12])
+    return ticks
+
+lstm, x = torch.nn.LSTM(16, 512), torch.randn(100, 1, 16)
+with torch.inference_mode():
+    lstm(x)
+    before = cpu_ticks()
+    for _ in range(40):
+        lstm(x)
+    after = cpu_ticks()
+print(sum(1 for task, t in after.items() if t > before.get(task, 0)))
+"""
+
+
+def test_one_thread_points_keep_pytorch_on_one_thread():
+    """PyTorch's LSTM (oneDNN) once ran on two threads in points that record one thread."""
+    import subprocess
+    import sys
+
+    busy = subprocess.run([sys.executable, "-c", _BUSY_THREADS], capture_output=True, text=True, check=True)
+    assert busy.stdout.strip() == "1", busy.stdout + busy.stderr
