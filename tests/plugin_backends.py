@@ -35,6 +35,15 @@ class FailingBackend(Backend):
         raise RuntimeError("this backend always fails to prepare")
 
 
+class AllocatorReportingBackend(Backend):
+    """Fails with the allocator setting its process sees (a point child's environment)."""
+
+    name = "test-allocator"
+
+    def prepare(self, weights, params, calibration, threads=1):
+        raise RuntimeError(f"MALLOC_TRIM_THRESHOLD_={os.environ.get('MALLOC_TRIM_THRESHOLD_')}")
+
+
 class _Crashing(Prepared):
     def run(self, x: np.ndarray) -> np.ndarray:
         os._exit(3)
@@ -93,3 +102,4 @@ FAILING = FailingBackend()
 CRASHING = CrashingBackend()
 FIRST_RUN_TIMED = FirstRunTimedBackend()
 WORKER_KILLING = WorkerKillingBackend()
+ALLOCATOR_REPORTING = AllocatorReportingBackend()

@@ -60,6 +60,23 @@ def test_cluster_yields_the_same_points_and_columns_as_in_process(tmp_path, clus
     assert set(remote["cpu_model"]) == {env.cpu_model()}
 
 
+def test_points_on_workers_run_with_default_allocator_settings(tmp_path, cluster):
+    """Dask's workers trim freed memory at once; the points they measure must not."""
+    def started_with_trimming() -> bool:  # the worker's environment at exec, as the nanny set it
+        with open("/proc/self/environ") as environ:
+            return "MALLOC_TRIM_THRESHOLD_=65536" in environ.read().split("\0")
+
+    assert set(cluster.client.run(started_with_trimming).values()) == {True}
+    backends.register("test-allocator", "tests.plugin_backends:ALLOCATOR_REPORTING")
+    try:
+        _sweep(_points(hidden_sizes=(4,), cells=("gru",), backend="test-allocator"), tmp_path / "r.parquet",
+               _on(cluster))
+    finally:
+        backends._REGISTRY.pop("test-allocator")
+    frame, _ = store.read(tmp_path / "r.parquet")
+    assert list(frame["error_message"]) == ["RuntimeError: MALLOC_TRIM_THRESHOLD_=None"]
+
+
 class _ClientCrash(Exception):
     pass
 
