@@ -19,24 +19,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from rnnbench.cells.equations import GATES
+from rnnbench.cells.equations import GATES, NonlinearityOps
 from rnnbench.cells.reference import STEPS
 
 
-class _Tally:
+class _Tally(NonlinearityOps):
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
 
-    def sigmoid(self, v: Counted) -> Counted:
-        return self._nonlin("sigmoid", v)
-
-    def tanh(self, v: Counted) -> Counted:
-        return self._nonlin("tanh", v)
-
-    def relu(self, v: Counted) -> Counted:
-        return self._nonlin("relu", v)
-
-    def _nonlin(self, kind: str, v: Counted) -> Counted:
+    def apply(self, kind: str, v: Counted) -> Counted:
         self.counts[kind] += 1
         return Counted(self)
 

@@ -64,3 +64,23 @@ def reluadd_step(ops: Any, gi: tuple, gh: tuple, h: Any) -> Any:
 
 # Number of gate blocks in weight_ih / weight_hh (rows = GATES * hidden_size).
 GATES = {"gru": 3, "lstm": 4, "reluadd": 3}
+
+
+class NonlinearityOps:
+    """An ``ops`` namespace that treats its three nonlinearities alike, through ``apply``.
+
+    For namespaces that count them or replace each by a polynomial of its kind: they
+    define ``apply(kind, x)`` and get ``sigmoid``, ``tanh`` and ``relu`` from here.
+    """
+
+    def apply(self, kind: str, x: Any) -> Any:
+        raise NotImplementedError
+
+    def sigmoid(self, x: Any) -> Any:
+        return self.apply("sigmoid", x)
+
+    def tanh(self, x: Any) -> Any:
+        return self.apply("tanh", x)
+
+    def relu(self, x: Any) -> Any:
+        return self.apply("relu", x)

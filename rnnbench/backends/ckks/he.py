@@ -27,6 +27,7 @@ import tenseal.sealapi as seal
 
 from rnnbench.backends.ckks.params import Setup
 from rnnbench.backends.ckks.poly import Poly, _degree, _split, depth
+from rnnbench.cells.equations import NonlinearityOps
 
 
 def galois_element(step: int, poly_degree: int) -> int:
@@ -273,7 +274,7 @@ class Enc:
     __rmul__ = __mul__
 
 
-class EncOps:
+class EncOps(NonlinearityOps):
     """The ``ops`` namespace of the cell equations on :class:`Enc` values, with polynomial nonlinearities.
 
     With ``refresh`` (mid-step refreshes), a polynomial whose input lacks the levels it
@@ -284,20 +285,11 @@ class EncOps:
     def __init__(self, polys: dict[str, Poly], refresh: Callable[[Enc], Enc] | None = None) -> None:
         self.polys, self.refresh = polys, refresh
 
-    def _apply(self, kind: str, x: Enc) -> Enc:
+    def apply(self, kind: str, x: Enc) -> Enc:
         p = self.polys[kind]
         if self.refresh is not None and x.level < depth(p):
             x = self.refresh(x)
         return evaluate(p, x)
-
-    def sigmoid(self, x: Enc) -> Enc:
-        return self._apply("sigmoid", x)
-
-    def tanh(self, x: Enc) -> Enc:
-        return self._apply("tanh", x)
-
-    def relu(self, x: Enc) -> Enc:
-        return self._apply("relu", x)
 
 
 def evaluate(p: Poly, x: Enc) -> Enc:

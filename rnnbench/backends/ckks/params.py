@@ -22,7 +22,7 @@ from typing import Any
 
 from rnnbench.backends.base import InvalidParams
 from rnnbench.backends.ckks import poly
-from rnnbench.cells.equations import GATES
+from rnnbench.cells.equations import GATES, NonlinearityOps
 from rnnbench.cells.reference import STEPS
 
 # Largest total coefficient modulus (bits) per polynomial degree for 128-bit classical
@@ -91,7 +91,7 @@ class Level:
     __rmul__ = __mul__
 
 
-class LevelTracer:
+class LevelTracer(NonlinearityOps):
     """The ``ops`` namespace for :class:`Level` values: a polynomial costs its depth."""
 
     def __init__(self, polys: Mapping[str, poly.Poly], refresh_top: int | None = None) -> None:
@@ -101,22 +101,13 @@ class LevelTracer:
         self.refreshes = 0
         self.counts: Counter[str] = Counter()
 
-    def _poly(self, kind: str, v: Level) -> Level:
+    def apply(self, kind: str, v: Level) -> Level:
         self.counts[kind] += 1
         depth = poly.depth(self.polys[kind])
         if self.refresh_top is not None and v.level < depth:
             self.refreshes += 1
             v = Level(self, self.refresh_top)
         return Level(self, v.level - depth)
-
-    def sigmoid(self, v: Level) -> Level:
-        return self._poly("sigmoid", v)
-
-    def tanh(self, v: Level) -> Level:
-        return self._poly("tanh", v)
-
-    def relu(self, v: Level) -> Level:
-        return self._poly("relu", v)
 
 
 def trace_steps(cell: str, polys: Mapping[str, poly.Poly], steps: int, top: int = 10**6,

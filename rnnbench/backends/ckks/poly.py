@@ -25,6 +25,7 @@ import numpy as np
 from numpy.polynomial import chebyshev, polynomial
 
 from rnnbench.cells import Weights
+from rnnbench.cells.equations import NonlinearityOps
 from rnnbench.cells.reference import STEPS
 
 KINDS = ("sigmoid", "tanh", "relu")
@@ -155,7 +156,7 @@ def _pt_mults(coeffs: tuple[float, ...]) -> int:
     return _pt_mults(q) + r_part
 
 
-class PlainOps:
+class PlainOps(NonlinearityOps):
     """The ``ops`` of :mod:`rnnbench.cells.equations` on NumPy arrays, exact or polynomial.
 
     Records the largest input magnitude per kind and, for polynomial stand-ins, how many
@@ -168,7 +169,7 @@ class PlainOps:
         self.outside = 0
         self.evaluated = 0
 
-    def _apply(self, kind: str, x: np.ndarray) -> np.ndarray:
+    def apply(self, kind: str, x: np.ndarray) -> np.ndarray:
         self.max_abs[kind] = max(self.max_abs[kind], float(np.max(np.abs(x))) if x.size else 0.0)
         if self.polys is None:
             return EXACT[kind](x)
@@ -176,15 +177,6 @@ class PlainOps:
         self.outside += int(np.count_nonzero(np.abs(x) > poly.half_width))
         self.evaluated += x.size
         return poly(x)
-
-    def sigmoid(self, x: np.ndarray) -> np.ndarray:
-        return self._apply("sigmoid", x)
-
-    def tanh(self, x: np.ndarray) -> np.ndarray:
-        return self._apply("tanh", x)
-
-    def relu(self, x: np.ndarray) -> np.ndarray:
-        return self._apply("relu", x)
 
 
 def run_plain(weights: Weights, x: np.ndarray, ops: PlainOps) -> np.ndarray:
