@@ -62,6 +62,12 @@ class Backend(ABC):
         """``None`` when this backend runs ``cell``; otherwise why not (recorded as ``skipped``)."""
         return None
 
+    def require_supported(self, cell: str, params: Mapping[str, Any]) -> None:
+        """Raise :class:`Unsupported` with :meth:`skip_reason`'s reason (for ``prepare`` called directly)."""
+        reason = self.skip_reason(cell, params)
+        if reason:
+            raise Unsupported(reason)
+
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Check and normalise user-given parameters; raise :class:`InvalidParams` if they cannot work."""
         if params:

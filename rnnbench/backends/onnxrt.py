@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from rnnbench.backends.base import Backend, Prepared, Unsupported
+from rnnbench.backends.base import Backend, Prepared
 from rnnbench.backends.pytorch import torch_module
 from rnnbench.cells import Weights
 
@@ -61,8 +61,7 @@ class OrtBackend(Backend):
         calibration: np.ndarray,
         threads: int = 1,
     ) -> Prepared:
-        if weights.cell not in _SUPPORTED:
-            raise Unsupported(self.skip_reason(weights.cell, params))
+        self.require_supported(weights.cell, params)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

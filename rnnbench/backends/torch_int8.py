@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnbench.backends.base import Backend, Prepared, Unsupported
+from rnnbench.backends.base import Backend, Prepared
 from rnnbench.backends.pytorch import TorchPrepared, torch_module
 from rnnbench.cells import Weights
 
@@ -58,9 +58,7 @@ class TorchInt8Backend(Backend):
         calibration: np.ndarray,
         threads: int = 1,
     ) -> Prepared:
-        reason = self.skip_reason(weights.cell, params)
-        if reason:
-            raise Unsupported(reason)
+        self.require_supported(weights.cell, params)
         module = torch_module(weights)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
