@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from rnnbench import store
+from rnnbench.results import store
 
 DEFAULT_RESULTS = "results"
 RESULTS_ENV = "RNNBENCH_RESULTS"  # os.pathsep-separated paths, set by `rnnbench dashboard`

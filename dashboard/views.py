@@ -17,7 +17,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.charts import CHARTS
-from rnnbench import store
+from rnnbench.results import store
 
 View = tuple  # (files, uploads digest, selection): what the charts of a page depend on
 

@@ -28,8 +28,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from rnnbench import backends, cells, env, store
+from rnnbench import backends, cells, env
 from rnnbench.presets import PRESETS
+from rnnbench.results import store
 
 if TYPE_CHECKING:
     from rnnbench.executors import Executor
@@ -228,8 +229,9 @@ def sweep(
 
     With --task, the rows are accuracy rows instead: one per cell x backend x size.
     """
-    from rnnbench import grid, summary
+    from rnnbench import grid
     from rnnbench.executors import ClusterError
+    from rnnbench.results import summary
     from rnnbench.runner import Settings
     from rnnbench.sweep import new_run, run_sweep
 
@@ -408,7 +410,7 @@ def compare(
     output_format: Annotated[str, typer.Option("--format", help="md, csv or json.")] = "md",
 ) -> None:
     """Compare two runs point by point; exit 1 if any point is significantly worse or failed."""
-    from rnnbench import compare as comparison
+    from rnnbench.results import compare as comparison
 
     try:
         if output_format not in ("md", "csv", "json"):
@@ -666,7 +668,7 @@ def train(
     import pandas as pd
     import torch
 
-    from rnnbench import summary
+    from rnnbench.results import summary
     from rnnbench.sweep import check_writable, new_run
     from rnnbench.tasks import training
 

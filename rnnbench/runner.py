@@ -34,7 +34,7 @@ from rnnbench import backends, env
 from rnnbench.cells import Weights, make_cell
 from rnnbench.cells.costs import step_cost
 from rnnbench.grid import Point
-from rnnbench.stats import error_metrics
+from rnnbench.results.stats import error_metrics
 
 # Imported by the fork server once, so every point's child starts with them loaded.
 _PRELOAD = ["rnnbench.runner", "rnnbench.backends.float32", "rnnbench.backends.pytorch",

@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnbench import env, store
+from rnnbench import env
 from rnnbench.executors import Executor, Sequential
 from rnnbench.grid import Point
+from rnnbench.results import store
 from rnnbench.runner import STOP, Settings
 
 FILE_PREFIX = "rnnbench-"

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench import store
 from rnnbench.cells.costs import step_cost
 from rnnbench.grid import Point
+from rnnbench.results import store
 
 CELLS = ("gru", "lstm", "reluadd")
 CELL_FACTOR = {"gru": 1.0, "lstm": 1.3, "reluadd": 0.55}

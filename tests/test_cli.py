@@ -9,8 +9,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from rnnbench import store
 from rnnbench.cli import app
+from rnnbench.results import store
 
 runner = CliRunner()
 TINY = ["--seq-lens", "6", "--hidden", "8", "--batch", "1", "--input-size", "3",

@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from rnnbench import compare, grid, store
+from rnnbench import grid
 from rnnbench.cli import app
+from rnnbench.results import compare, store
 
 runner = CliRunner()
 POINTS = grid.expand(["gru", "lstm", "reluadd"], ["float"], [10], [16], [1], input_size=4)

@@ -18,8 +18,8 @@ from dashboard.charts import CHARTS, failures, speedups
 from dashboard.charts.accuracy import higher_is_better, pareto_front
 from dashboard.charts.common import point_table, series_labels
 from dashboard.charts.integer import bit_width
-from rnnbench import stats, store
 from rnnbench.cli import app
+from rnnbench.results import stats, store
 
 from .fixtures_results import synthetic_rows, write_corrupt, write_other_schema, write_results
 

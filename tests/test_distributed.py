@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rnnbench import backends, env, grid, store
+from rnnbench import backends, env, grid
 from rnnbench.cli import app
 from rnnbench.executors import DaskCluster, Sequential, worker_problem
+from rnnbench.results import store
 from rnnbench.sweep import new_run, run_sweep
 
 from .conftest import FAST

@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rnnbench import backends, store
+from rnnbench import backends
 from rnnbench.backends.integer.backend import INT8, INT16, IntegerBackend, IntegerPrepared
 from rnnbench.backends.integer.fixed import SIGMOID_TABLE, TANH_TABLE, lut_lookup, shift_round
 from rnnbench.backends.integer.quantize import quantize
@@ -15,7 +15,8 @@ from rnnbench.backends.integer.reference import run_reference
 from rnnbench.cells import Weights, make_cell, names
 from rnnbench.cells.costs import integer_step_cost
 from rnnbench.cli import app
-from rnnbench.stats import error_metrics
+from rnnbench.results import store
+from rnnbench.results.stats import error_metrics
 
 INPUTS = 5
 

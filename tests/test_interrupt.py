@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from rnnbench import store
+from rnnbench.results import store
 
 SWEEP = ["sweep", "--cells", "gru,lstm,reluadd", "--backends", "float,torch", "--seq-lens", "4",
          "--hidden", "4,8", "--input-size", "2", "--min-time", "0.15", "--repeats", "2"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from rnnbench.grid import Point, expand
+from rnnbench.results.store import rows_to_table
 from rnnbench.runner import Settings, run_point
-from rnnbench.store import rows_to_table
 
 from .conftest import FAST
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rnnbench import store
+from rnnbench.results import store
 
 
 def _row(**extra):

@@ -10,8 +10,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rnnbench import backends, store, tasks
+from rnnbench import backends, tasks
 from rnnbench.cli import app
+from rnnbench.results import store
 from rnnbench.tasks import adding, checkpoints, digits
 from rnnbench.tasks.base import Regression, TaskError
 from rnnbench.tasks.evaluate import eval_items, evaluate_backend

@@ -1,7 +1,7 @@
 """What every chart shares: per-point statistics, series labels, colours, facets, empty figures.
 
-Charts read only stored columns and get their statistics from :mod:`rnnbench.stats`
-and :mod:`rnnbench.summary`, so the dashboard, the summary table and ``compare``
+Charts read only stored columns and get their statistics from :mod:`rnnbench.results.stats`
+and :mod:`rnnbench.results.summary`, so the dashboard, the summary table and ``compare``
 agree on every number.
 """
 
@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from rnnbench import stats, summary
+from rnnbench.results import stats, summary
 
 CELL_COLOURS = {"gru": "#1f77b4", "lstm": "#ff7f0e", "reluadd": "#2ca02c"}
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]

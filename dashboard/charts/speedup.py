@@ -15,7 +15,7 @@ from dashboard.charts.common import (
     series_labels,
     series_sort_key,
 )
-from rnnbench import stats, summary
+from rnnbench.results import stats, summary
 
 CANDIDATE = "reluadd"
 BASELINES = ("gru", "lstm")
@@ -27,7 +27,7 @@ _PEER_KEYS = [k for k in summary.POINT_KEYS if k != "cell"]
 def speedups(rows: pd.DataFrame) -> pd.DataFrame:
     """One line per (configuration, baseline): baseline time / reluadd time, with a 50% interval.
 
-    Computed from the samples with :func:`rnnbench.stats.ratio_with_spread`; above 1
+    Computed from the samples with :func:`rnnbench.results.stats.ratio_with_spread`; above 1
     means reluadd is faster.
     """
     _, samples = summary.latest_points(rows)

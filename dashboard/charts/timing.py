@@ -17,7 +17,7 @@ from dashboard.charts.common import (
     series_labels,
     series_sort_key,
 )
-from rnnbench import summary
+from rnnbench.results import summary
 
 NO_TIMING = "No successful timing samples in the selection."
 

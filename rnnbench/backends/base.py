@@ -37,7 +37,7 @@ class Prepared(ABC):
         """Non-timing columns for the results rows (counters, quantization error, ...).
 
         Called after the timed runs, so a backend may report what it counted while running.
-        Keys must be columns of :data:`rnnbench.store.SCHEMA`.
+        Keys must be columns of :data:`rnnbench.results.store.SCHEMA`.
         """
         return {}
 

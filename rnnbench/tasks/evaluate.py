@@ -18,7 +18,7 @@ from rnnbench import grid
 from rnnbench.backends.base import Backend
 from rnnbench.cells import Weights
 from rnnbench.grid import Point
-from rnnbench.stats import error_metrics
+from rnnbench.results.stats import error_metrics
 from rnnbench.tasks.base import TaskData
 from rnnbench.tasks.model import TaskModel
 

@@ -26,7 +26,7 @@ from rnnbench.backends.ckks.packing import PACKINGS
 from rnnbench.cells import Weights
 from rnnbench.cells.costs import elementwise_counts
 from rnnbench.cells.reference import STEPS
-from rnnbench.stats import error_metrics
+from rnnbench.results.stats import error_metrics
 
 PHASES = ("encrypt", "eval", "refresh", "decrypt")
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from rnnbench import stats
-from rnnbench.summary import POINT_KEYS, timed_samples
+from rnnbench.results import stats
+from rnnbench.results.summary import POINT_KEYS, timed_samples
 
 # Marks in the order a reader cares about them; the first two fail a CI gate.
 MARKS = ("worse", "failed", "better", "unchanged", "new", "missing", "skipped")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rnnbench import stats
+from rnnbench.results import stats
 
 POINT_KEYS = ["cell", "backend", "backend_params", "seq_len", "hidden_size", "batch_size",
               "input_size", "threads", "seed", "task"]
