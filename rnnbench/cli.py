@@ -11,6 +11,7 @@ import logging
 import math
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -139,21 +140,17 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def results_path(out: Path, resume: bool) -> Path:
+def results_path(out: Path, resume: bool, run_id: str) -> Path:
     """The results file for ``--out``, checked writable and, if it exists, readable back.
 
     Checked before any work, so a bad ``--out`` or a corrupt existing file (left untouched)
     ends the command at once.
     """
-    from rnnbench.sweep import check_writable, resolve_output
-
-    path = resolve_output(out, resume)
+    path = store.resolve_output(out, run_id, resume)
     try:
-        check_writable(path)
+        store.check_output(path)
     except OSError as exc:
         raise InputError(f"cannot write results to {out}: {exc.strerror or exc}") from None
-    if path.exists():
-        store.read_table(path)  # refuse to touch a file we cannot read back
     return path
 
 
@@ -231,9 +228,9 @@ def sweep(
     """
     from rnnbench import grid
     from rnnbench.executors import ClusterError
+    from rnnbench.measure import Settings
     from rnnbench.results import summary
-    from rnnbench.runner import Settings
-    from rnnbench.sweep import new_run, run_sweep
+    from rnnbench.sweep import new_run, new_run_id, run_sweep
 
     try:
         if preset is not None and preset not in PRESETS:
@@ -305,7 +302,8 @@ def sweep(
             for point in points:
                 print(f"{point.point_id}\t{point.label()}")
             return
-        path = results_path(out, resume)
+        run_id = new_run_id()
+        path = results_path(out, resume, run_id)
         executor = _executor(workers, scheduler)
     except InputError as exc:
         raise fail(str(exc)) from None
@@ -316,7 +314,7 @@ def sweep(
         _train_missing(points, datasets, models, train_steps)
     args = {"argv": sys.argv[1:], "preset": preset, "points": len(points),
             "executor": executor.description}
-    run = new_run(args, settings)
+    run = new_run(run_id, args, settings)
     err.print(f"run {run['run_id']}: {len(points)} points -> {path} ({executor.description})")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=False) as progress:
@@ -332,13 +330,17 @@ def sweep(
             if not err.is_terminal:  # logs (nohup, CI) get a line per point instead of a bar
                 progress.console.print(f"{point.label()}: {status}", markup=False)
 
-        from rnnbench.runner import STOP
+        stop = threading.Event()
 
-        STOP.clear()
-        previous_handler = signal.signal(signal.SIGINT, _request_stop)
+        def request_stop(signum: int, frame: Any) -> None:
+            """Ctrl-C or SIGTERM: tell the runner to stop waiting for the point, and interrupt."""
+            stop.set()
+            raise KeyboardInterrupt
+
+        previous_handler = signal.signal(signal.SIGINT, request_stop)
         try:
             outcome = run_sweep(points, settings, path, run, resume=resume, executor=executor,
-                                on_start=on_start, on_point=on_point)
+                                stop=stop, on_start=on_start, on_point=on_point)
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: points measured so far are kept in {path}; "
@@ -353,7 +355,7 @@ def sweep(
     if outcome.skipped_done:
         err.print(f"resume: {outcome.skipped_done} points already ok in {path}")
     err.print(f"wrote {path} ({outcome.statuses})")
-    if not path.exists():
+    if not store.exists(path):
         return
     rows, _ = store.read(path)
     rows = rows[rows["run_id"] == run["run_id"]]
@@ -361,14 +363,6 @@ def sweep(
         _print_table(summary.accuracy_table(rows), summary_format, summary.markdown)
     else:
         _print_table(summary.summarize(rows), summary_format, summary.format_markdown)
-
-
-def _request_stop(signum: int, frame: Any) -> None:
-    """Ctrl-C during a sweep: record the request (see ``runner.STOP``) and interrupt."""
-    from rnnbench.runner import STOP
-
-    STOP.set()
-    raise KeyboardInterrupt
 
 
 def _print_table(table: Any, fmt: str, markdown: Callable[[Any], str]) -> None:
@@ -668,8 +662,9 @@ def train(
     import pandas as pd
     import torch
 
+    from rnnbench.files import check_writable
     from rnnbench.results import summary
-    from rnnbench.sweep import check_writable, new_run
+    from rnnbench.sweep import new_run, new_run_id
     from rnnbench.tasks import training
 
     try:
@@ -688,10 +683,11 @@ def train(
         _positive_float(lr, "--lr")
         if not math.isfinite(lstm_forget_bias):
             raise InputError(f"--lstm-forget-bias must be a finite number, got {lstm_forget_bias}")
-        path = results_path(out, resume=False)
+        run_id = new_run_id()
+        path = results_path(out, resume=False, run_id=run_id)
         try:
             models.mkdir(parents=True, exist_ok=True)
-            check_writable(models / "probe")
+            check_writable(models)
         except OSError as exc:
             raise InputError(f"cannot write models to {models}: {exc.strerror or exc}") from None
     except InputError as exc:
@@ -705,13 +701,13 @@ def train(
         return training.TrainConfig.for_task(task_data, steps, batch_size=batch_size, lr=lr,
                                              curve_every=curve_every, lstm_forget_bias=lstm_forget_bias)
 
-    run = new_run({"argv": sys.argv[1:], "command": "train"},
+    run = new_run(run_id, {"argv": sys.argv[1:], "command": "train"},
                   {"threads": threads, "train": asdict(config_for(datasets[0]))})
     trained_models: list[dict[str, Any]] = []
 
     def on_trained(task_data, cell, hidden_size, model_seed, config, checkpoint, trained) -> None:
         rows = training.curve_rows(task_data, cell, hidden_size, model_seed, config, trained)
-        store.append(path, [{**row, "run_id": run["run_id"]} for row in rows], run)
+        store.append(path, rows, run)
         trained_models.append({
             "task": task_data.tag, "cell": cell, "seq_len": task_data.seq_len,
             "hidden_size": hidden_size, "seed": model_seed, "steps": config.steps,

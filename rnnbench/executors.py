@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 import traceback
 import uuid
 from collections.abc import Iterable, Iterator
@@ -21,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rnnbench import backends
 from rnnbench.grid import Point
-from rnnbench.runner import Settings, failure_row, run_point
+from rnnbench.measure import Settings
+from rnnbench.results.rows import failure_row
+from rnnbench.runner import Stopped, run_point
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -53,9 +56,12 @@ class Executor(Protocol):
     description: str  # where the points run, recorded with the run
 
     def map(
-        self, points: Iterable[Point], settings: Settings
+        self, points: Iterable[Point], settings: Settings, stop: threading.Event | None = None
     ) -> Iterator[tuple[Point, list[dict[str, Any]]]]:
-        """Run every point, yielding ``(point, rows)`` as each finishes (in any order)."""
+        """Run every point, yielding ``(point, rows)`` as each finishes (in any order).
+
+        Raises :class:`rnnbench.runner.Stopped` once ``stop`` is set.
+        """
         ...
 
     def close(self) -> None: ...
@@ -64,13 +70,13 @@ class Executor(Protocol):
 class Sequential:
     """One point at a time on this machine, each in its own child process (the default)."""
 
-    description = "in-process, sequential"
+    description = "sequential, a child process per point"
 
     def map(
-        self, points: Iterable[Point], settings: Settings
+        self, points: Iterable[Point], settings: Settings, stop: threading.Event | None = None
     ) -> Iterator[tuple[Point, list[dict[str, Any]]]]:
         for point in points:
-            yield point, run_point(point, settings)
+            yield point, run_point(point, settings, stop)
 
     def close(self) -> None:
         pass
@@ -207,7 +213,7 @@ class DaskCluster:
         return cls(client, resources, f"dask cluster {address}, {workers} workers")
 
     def map(
-        self, points: Iterable[Point], settings: Settings
+        self, points: Iterable[Point], settings: Settings, stop: threading.Event | None = None
     ) -> Iterator[tuple[Point, list[dict[str, Any]]]]:
         from distributed import as_completed
 
@@ -219,6 +225,8 @@ class DaskCluster:
         }
         try:
             for future in as_completed(list(pending), loop=self.client.loop):
+                if stop is not None and stop.is_set():
+                    raise Stopped
                 point = pending.pop(future)
                 yield point, self._rows(point, future)
         finally:

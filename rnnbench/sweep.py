@@ -1,10 +1,9 @@
-"""A sweep: run points through an executor and append each point's rows to the results file."""
+"""A sweep: run points through an executor and write each point's rows as it finishes."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -14,45 +13,25 @@ from typing import Any
 from rnnbench import env
 from rnnbench.executors import Executor, Sequential
 from rnnbench.grid import Point
+from rnnbench.measure import Settings
 from rnnbench.results import store
-from rnnbench.runner import STOP, Settings
-
-FILE_PREFIX = "rnnbench-"
+from rnnbench.results.rows import Row
 
 
-def new_run(args: Mapping[str, Any], settings: Settings | Mapping[str, Any]) -> dict[str, Any]:
+def new_run_id() -> str:
+    """A run's unique id: it names the run's results file and tags every row it writes."""
+    return uuid.uuid4().hex[:12]
+
+
+def new_run(run_id: str, args: Mapping[str, Any], settings: Settings | Mapping[str, Any]) -> dict[str, Any]:
     """The record of one sweep (or training) invocation, stored in the results file's footer."""
     return {
-        "run_id": uuid.uuid4().hex[:12],
+        "run_id": run_id,
         "started_at": dt.datetime.now(dt.UTC).isoformat(),
         "args": dict(args),
         "settings": asdict(settings) if isinstance(settings, Settings) else dict(settings),
         "env": env.collect(),
     }
-
-
-def resolve_output(out: Path, resume: bool) -> Path:
-    """The results file for ``--out``: a ``.parquet`` path as given, or a file in a directory.
-
-    In a directory, a new sweep gets a new time-stamped file; ``--resume`` continues the
-    newest one there.
-    """
-    if out.suffix == ".parquet":
-        return out
-    if resume:
-        existing = sorted(out.glob(f"{FILE_PREFIX}*.parquet"), key=lambda p: p.stat().st_mtime)
-        if existing:
-            return existing[-1]
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    return out / f"{FILE_PREFIX}{stamp}.parquet"
-
-
-def check_writable(path: Path) -> None:
-    """Raise ``OSError`` unless a file can be created next to ``path`` (checked before any work)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, probe = tempfile.mkstemp(prefix=".rnnbench-probe-", dir=path.parent)
-    os.close(fd)
-    os.unlink(probe)
 
 
 @dataclass
@@ -70,31 +49,31 @@ def run_sweep(
     run: Mapping[str, Any],
     resume: bool = False,
     executor: Executor | None = None,
+    stop: threading.Event | None = None,
     on_start: Callable[[int], None] | None = None,
-    on_point: Callable[[Point, list[dict[str, Any]]], None] | None = None,
+    on_point: Callable[[Point, list[Row]], None] | None = None,
 ) -> Outcome:
-    """Measure ``points`` and append their rows to ``path`` point by point.
+    """Measure ``points`` and write their rows to results file ``path`` point by point.
 
-    Each finished point is written before the next is awaited, so an interruption
-    (Ctrl-C, a crash) loses at most the points in flight, and ``resume`` skips the
-    points already ``ok`` in ``path``.
+    Each finished point is written (as a fragment of the run, see :class:`store.RunWriter`)
+    before the next is awaited, so an interruption (Ctrl-C, SIGTERM, a crash) loses at
+    most the points in flight, and ``resume`` skips the points already ``ok`` in ``path``.
+    Setting ``stop`` ends the sweep after the point in flight is abandoned.
     """
-    done = store.completed_point_ids(path) if resume and path.exists() else set()
+    done = store.completed_point_ids(path) if resume and store.exists(path) else set()
     todo = [p for p in points if p.point_id not in done]
     if on_start:
         on_start(len(todo))
     executor = executor or Sequential()
     statuses: dict[str, int] = {}
-    try:
-        for point, rows in executor.map(todo, settings):
-            rows = [{**row, "run_id": run["run_id"]} for row in rows]
-            store.append(path, rows, run)
-            status = rows[0]["status"]
-            statuses[status] = statuses.get(status, 0) + 1
-            if on_point:
-                on_point(point, rows)
-            if STOP.is_set():
-                raise KeyboardInterrupt
-    finally:
-        executor.close()
+    with store.RunWriter(path, run) as writer:
+        try:
+            for point, rows in executor.map(todo, settings, stop):
+                writer.append(rows)
+                status = rows[0]["status"]
+                statuses[status] = statuses.get(status, 0) + 1
+                if on_point:
+                    on_point(point, rows)
+        finally:
+            executor.close()
     return Outcome(path, sum(statuses.values()), len(points) - len(todo), statuses)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from rnnbench import backends
-from rnnbench.runner import Settings
+from rnnbench.measure import Settings
 
 # Short measurements: tests check behaviour, never timings.
 FAST = Settings(min_time=0.01, repeats=2, max_repeats=3, warmup=1, sample_time=0.001, timeout=60)

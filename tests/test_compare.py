@@ -158,9 +158,10 @@ def test_compare_bad_options_are_one_line(tmp_path, shifted, args, message):
 
 
 def _other_schema(path, rows):
-    """A results file written by a (hypothetical) rnnbench with schema version 2."""
+    """A results file written by a (hypothetical) newer rnnbench, one schema version ahead."""
     table = store.rows_to_table(rows)
-    meta = {b"rnnbench": json.dumps({"schema_version": 2, "runs": [{"run_id": "future"}]})}
+    meta = {b"rnnbench": json.dumps({"schema_version": store.SCHEMA_VERSION + 1,
+                                     "runs": [{"run_id": "future"}]})}
     pq.write_table(table.replace_schema_metadata(meta), path)
     return path
 
@@ -182,7 +183,7 @@ def test_merge_refuses_other_schema_versions_and_duplicate_runs(tmp_path, shifte
     future = _other_schema(tmp_path / "future.parquet", shifted[1])
     out = tmp_path / "all.parquet"
     result = runner.invoke(app, ["merge", str(a), str(future), "-o", str(out)])
-    assert result.exit_code == 2 and "schema version 2" in result.stderr
+    assert result.exit_code == 2 and f"schema version {store.SCHEMA_VERSION + 1}" in result.stderr
     assert result.stderr.count("\n") == 1 and not out.exists()
     copy = tmp_path / "copy.parquet"
     copy.write_bytes(a.read_bytes())

@@ -19,7 +19,7 @@ from rnnbench import backends, env, grid
 from rnnbench.cli import app
 from rnnbench.executors import DaskCluster, Sequential, worker_problem
 from rnnbench.results import store
-from rnnbench.sweep import new_run, run_sweep
+from rnnbench.sweep import new_run, new_run_id, run_sweep
 
 from .conftest import FAST
 
@@ -29,7 +29,7 @@ def _points(hidden_sizes=(4, 8), cells=("gru", "lstm"), backend="float"):
 
 
 def _sweep(points, path, executor, **kwargs):
-    return run_sweep(points, FAST, path, new_run({"test": True}, FAST), executor=executor, **kwargs)
+    return run_sweep(points, FAST, path, new_run(new_run_id(), {"test": True}, FAST), executor=executor, **kwargs)
 
 
 @pytest.fixture(scope="module")

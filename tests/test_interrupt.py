@@ -23,9 +23,9 @@ def test_ctrl_c_keeps_measured_points_and_resume_completes(tmp_path):
     out = tmp_path / "r.parquet"
     process = _rnnbench(*SWEEP, "--out", str(out))
     deadline = time.monotonic() + 120
-    while not out.exists() and time.monotonic() < deadline:
+    while not store.exists(out) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert out.exists(), process.communicate()[1]
+    assert store.exists(out), process.communicate()[1]
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

@@ -6,7 +6,8 @@ import pandas as pd
 
 from rnnbench.grid import Point, expand
 from rnnbench.results.store import rows_to_table
-from rnnbench.runner import Settings, run_point
+from rnnbench.measure import Settings
+from rnnbench.runner import run_point
 
 from .conftest import FAST
 
@@ -79,8 +80,8 @@ def test_grid_order_and_ids_are_deterministic():
 
 _BUSY_THREADS = """
 import glob, os, torch
-from rnnbench import runner
-runner.set_threads(1)
+from rnnbench import measure
+measure.set_threads(1)
 import rnnbench.backends.float32, rnnbench.backends.integer.backend  # what the fork server preloads
 
 def cpu_ticks():

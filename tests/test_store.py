@@ -55,7 +55,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     with pytest.raises(OSError, match="disk full"):
         store.append(path, [_row(run_id="r2")], {"run_id": "r2"})
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["r.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.parquet.lock", "r.parquet"]  # no temporary
 
 
 def test_corrupt_and_foreign_files_are_reported(tmp_path):

@@ -1,4 +1,4 @@
-"""The results store: one versioned Parquet schema, atomic appends, footer metadata.
+"""The results store: one versioned Parquet schema, safe appends, footer metadata.
 
 One row per timed sample (tidy): a point's non-timing facts (cost model, errors,
 counters, accuracy) repeat on each of its rows, so any row can be read alone. A
@@ -6,15 +6,33 @@ point that failed, timed out or was skipped is one row with ``status`` and
 ``error_message``. The file footer holds JSON metadata: the schema version and, for
 every run written into the file, its id, CLI arguments and environment record.
 
-Writes go to a temporary file in the same directory and are renamed over the
-target, so a crash leaves either the old file or the new one, never a truncated one.
+How a run writes (:class:`RunWriter`). Rewriting a Parquet file to add a point costs
+time in proportion to the file, and two processes rewriting one file lose each
+other's rows. So each point of a run goes into a small file of its own, a *fragment*,
+in ``NAME.parquet.parts/RUN_ID/`` beside the results file: constant cost per point,
+and no two writers share a file. When the run ends, its fragments are *folded* into
+``NAME.parquet`` once, under an exclusive lock (:func:`rnnbench.files.locked`), so any
+number of sweeps may write to one results file at once. Readers see the file and the
+fragments not yet folded as one table; a run killed before folding loses nothing (the
+next writer to the file, or ``rnnbench compact``, folds it). The footer records how
+far each run has been folded, so a fold interrupted between writing the file and
+removing the fragments never counts rows twice. Plain tools see the same rows:
+``pandas.read_parquet`` of a results directory reads the fragment folders too.
+
+Schema evolution: :data:`SCHEMA_VERSION` goes up whenever the columns change. Files
+of older versions are read with the columns they lack as null; a file from a newer
+rnnbench, or with a column of a type that cannot be converted, is a
+:class:`ResultsFileError` (one line, never a traceback).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
-import tempfile
+import shutil
+import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +41,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+from rnnbench import files
+
+# 2: fragments and folding (footer ``folded_through``); the columns of every backend added since 1.
+SCHEMA_VERSION = 2
 METADATA_KEY = b"rnnbench"
 
 _I = pa.int64()
@@ -128,28 +149,68 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
 
 SCHEMA = pa.schema(COLUMNS)
 COLUMN_NAMES = frozenset(SCHEMA.names)
-REQUIRED_COLUMNS = ("schema_version", "run_id", "point_id", "cell", "backend", "status")
+REQUIRED_COLUMNS = ("run_id", "point_id", "cell", "backend", "status")
+SUFFIX = ".parquet"
+PARTS_SUFFIX = ".parts"  # NAME.parquet.parts/RUN_ID/SEQUENCE.parquet: a run's fragments
+FILE_PREFIX = "rnnbench-"
 
 
 class ResultsFileError(Exception):
-    """A results file that cannot be read as rnnbench results (corrupt, other schema, ...)."""
+    """A results file that cannot be read as rnnbench results (missing, corrupt, newer schema, ...)."""
+
+
+def is_results_name(path: Path) -> bool:
+    """Whether ``path`` names a results file (``.parquet``, in any letter case)."""
+    return path.suffix.lower() == SUFFIX
+
+
+def unknown_columns(row: Mapping[str, Any]) -> list[str]:
+    """Keys of ``row`` that are not columns of the schema (sorted)."""
+    return sorted(set(row) - COLUMN_NAMES)
 
 
 def rows_to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Rows (dicts) as a table of :data:`SCHEMA`; missing columns become null."""
     rows = list(rows)
     for row in rows:
-        unknown = set(row) - COLUMN_NAMES
+        unknown = unknown_columns(row)
         if unknown:
-            raise ValueError(f"not columns of the results schema: {sorted(unknown)}")
+            raise ValueError(f"not columns of the results schema: {unknown}")
     columns = {name: [row.get(name) for row in rows] for name in SCHEMA.names}
     columns["schema_version"] = [SCHEMA_VERSION] * len(rows)
     return pa.Table.from_pydict(columns, schema=SCHEMA)
 
 
+def _migrate(path: Path, table: pa.Table, version: int) -> pa.Table:
+    """``table`` (written by schema ``version``) in today's schema: absent columns null."""
+    extra = sorted(set(table.column_names) - COLUMN_NAMES)
+    if extra and version == SCHEMA_VERSION:
+        raise ResultsFileError(f"{path}: columns {extra} are not in schema version {version}")
+    columns = []
+    for field in SCHEMA:
+        if field.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table.column(field.name)
+        try:
+            columns.append(column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise ResultsFileError(f"{path}: column {field.name!r} holds {column.type}, "
+                                   f"schema version {SCHEMA_VERSION} needs {field.type}") from None
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
 def read_table(path: str | os.PathLike) -> tuple[pa.Table, dict[str, Any]]:
-    """Read one results file and its footer metadata; :class:`ResultsFileError` if it is not one."""
+    """One Parquet file of results (a results file or one fragment) and its footer metadata.
+
+    Older schema versions are migrated (:func:`_migrate`); anything else that is not a
+    readable rnnbench file of this or an older version raises :class:`ResultsFileError`.
+    """
     path = Path(path)
+    if not path.exists():
+        raise ResultsFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise ResultsFileError(f"{path}: is a directory, not a results file")
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
@@ -161,91 +222,248 @@ def read_table(path: str | os.PathLike) -> tuple[pa.Table, dict[str, Any]]:
         metadata = json.loads(raw)
     except json.JSONDecodeError:
         raise ResultsFileError(f"{path}: corrupt rnnbench footer metadata") from None
-    version = metadata.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ResultsFileError(
-            f"{path}: schema version {version}, this rnnbench reads version {SCHEMA_VERSION}"
-        )
+    version = metadata.get("schema_version") if isinstance(metadata, dict) else None
+    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+        raise ResultsFileError(f"{path}: schema version {version}, this rnnbench reads versions "
+                               f"1 to {SCHEMA_VERSION} (written by a newer rnnbench?)")
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
         raise ResultsFileError(f"{path}: missing columns {missing}")
-    return table.cast(SCHEMA) if table.schema.remove_metadata() != SCHEMA else table, metadata
+    runs = metadata.get("runs")
+    metadata["runs"] = runs if isinstance(runs, list) else []
+    metadata["schema_version"] = SCHEMA_VERSION
+    return _migrate(path, table.replace_schema_metadata(None), version), metadata
 
 
-def _write_atomic(path: Path, table: pa.Table, metadata: Mapping[str, Any]) -> None:
+def _write(path: Path, table: pa.Table, metadata: Mapping[str, Any]) -> None:
     table = table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata, default=str)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def append(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], run: Mapping[str, Any]) -> None:
-    """Append ``rows`` of ``run`` (its ``run_id``, arguments, environment) to ``path`` atomically."""
-    path = Path(path)
-    new = rows_to_table(rows)
-    if path.exists():
-        old, metadata = read_table(path)
-        table = pa.concat_tables([old, new])
-    else:
-        table, metadata = new, {"schema_version": SCHEMA_VERSION, "runs": []}
-    if all(r.get("run_id") != run["run_id"] for r in metadata["runs"]):
-        metadata["runs"].append(dict(run))
-    _write_atomic(path, table, metadata)
+    files.write_atomic(path, lambda temporary: pq.write_table(table, temporary, compression="zstd"))
 
 
 def write(path: str | os.PathLike, table: pa.Table, metadata: Mapping[str, Any]) -> None:
     """Write a whole results table (e.g. merged runs) atomically."""
-    _write_atomic(Path(path), table.cast(SCHEMA), metadata)
+    _write(Path(path), table.cast(SCHEMA), {**metadata, "schema_version": SCHEMA_VERSION})
+
+
+# --- fragments ------------------------------------------------------------------------------
+
+def parts_dir(path: Path) -> Path:
+    """Where the fragments of runs writing to results file ``path`` wait to be folded."""
+    return path.with_name(path.name + PARTS_SUFFIX)
+
+
+def _owner_is_gone(run_dir: Path) -> bool:
+    """Whether the process that writes the fragments in ``run_dir`` has ended (this host only)."""
+    try:
+        owner = json.loads((run_dir / "owner.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return True  # a run directory without its owner note was never in use
+    if owner.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, TypeError, ValueError):
+        return False
+    return False
+
+
+def _fragments(run_dir: Path, after: int) -> list[tuple[int, Path]]:
+    """The fragments of one run with a sequence number above ``after``, in order."""
+    found = []
+    for fragment in run_dir.glob("*" + SUFFIX):
+        if fragment.stem.isdigit() and int(fragment.stem) > after:
+            found.append((int(fragment.stem), fragment))
+    return sorted(found)
+
+
+def _folded_through(metadata: Mapping[str, Any]) -> dict[str, int]:
+    """Per run, the sequence number of its last fragment already in the file."""
+    return {run["run_id"]: run.get("folded_through", 0)
+            for run in metadata.get("runs") or [] if "run_id" in run}
+
+
+def _pending(path: Path, metadata: Mapping[str, Any]) -> list[tuple[Path, list[tuple[int, Path]]]]:
+    """Each run directory beside ``path`` and its fragments not yet folded into ``path``."""
+    parts = parts_dir(path)
+    if not parts.is_dir():
+        return []
+    folded = _folded_through(metadata)
+    return [(run_dir, _fragments(run_dir, folded.get(run_dir.name, 0)))
+            for run_dir in sorted(parts.iterdir()) if run_dir.is_dir()]
+
+
+def _read_file_or_empty(path: Path) -> tuple[pa.Table, dict[str, Any]]:
+    if path.exists():
+        return read_table(path)
+    return SCHEMA.empty_table(), {"schema_version": SCHEMA_VERSION, "runs": []}
+
+
+def exists(path: str | os.PathLike) -> bool:
+    """Whether anything was written to results file ``path`` (the file, or fragments not yet folded)."""
+    path = Path(path)
+    return path.exists() or parts_dir(path).is_dir()
+
+
+def read_results(path: str | os.PathLike) -> tuple[pa.Table, dict[str, Any]]:
+    """A results file with the fragments not yet folded into it: every row written to ``path``."""
+    path = Path(path)
+    if not exists(path):
+        raise ResultsFileError(f"{path}: no such file")
+    if not parts_dir(path).is_dir():
+        return read_table(path)
+    with files.locked(path, shared=True):  # not while a writer folds fragments into the file
+        table, metadata = _read_file_or_empty(path)
+        tables, runs = [table], {run["run_id"]: run for run in metadata["runs"] if "run_id" in run}
+        for _, fragments in _pending(path, metadata):
+            for _, fragment in fragments:
+                fragment_table, fragment_metadata = read_table(fragment)
+                tables.append(fragment_table)
+                for run in fragment_metadata["runs"]:
+                    runs.setdefault(run["run_id"], run)
+    return pa.concat_tables(tables), {**metadata, "runs": list(runs.values())}
+
+
+def read(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every row written to results file ``path`` as a DataFrame, plus its footer metadata."""
+    table, metadata = read_results(path)
+    return table.to_pandas(), metadata
+
+
+def fold(path: str | os.PathLike, runs: Iterable[str] = ()) -> int:
+    """Fold fragments into results file ``path``: those of ``runs``, and of runs whose writer died.
+
+    Under the file's lock: reads the file, adds the fragments, writes it atomically
+    with each run's ``folded_through`` in the footer, then removes the folded fragments.
+    Returns the number of rows added.
+    """
+    path = Path(path)
+    wanted = set(runs)
+    with files.locked(path):
+        table, metadata = _read_file_or_empty(path)
+        records = {run["run_id"]: dict(run) for run in metadata["runs"] if "run_id" in run}
+        added, folded_dirs = [], []
+        for run_dir, fragments in _pending(path, metadata):
+            if run_dir.name not in wanted and not _owner_is_gone(run_dir):
+                continue  # a live writer's run: it folds its own fragments when it ends
+            folded_dirs.append(run_dir)
+            for sequence, fragment in fragments:
+                fragment_table, fragment_metadata = read_table(fragment)
+                added.append(fragment_table)
+                for run in fragment_metadata["runs"]:
+                    records.setdefault(run["run_id"], dict(run))
+                records[run_dir.name]["folded_through"] = sequence
+        rows = sum(t.num_rows for t in added)
+        if added or not path.exists():
+            _write(path, pa.concat_tables([table, *added]),
+                   {**metadata, "schema_version": SCHEMA_VERSION, "runs": list(records.values())})
+        for run_dir in folded_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            parts_dir(path).rmdir()  # only when empty: other runs may still be writing
+    return rows
+
+
+class RunWriter:
+    """Writes one run's rows into results file ``path``: a fragment per call, folded at the end.
+
+    ``append`` costs the same for the 10,000th point as for the 10th, and never touches
+    a file another writer uses; ``close`` folds the run into ``path`` (also on error or
+    Ctrl-C, when used as a context manager).
+    """
+
+    def __init__(self, path: str | os.PathLike, run: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.run = dict(run)
+        self._run_dir = parts_dir(self.path) / self.run["run_id"]
+        self._sequence = self._folded_already()
+        self._wrote = False
+
+    def _folded_already(self) -> int:
+        """How far this run was folded into the file before (a run may write in several goes)."""
+        try:
+            raw = (pq.read_schema(self.path).metadata or {}).get(METADATA_KEY)
+            return _folded_through(json.loads(raw)).get(self.run["run_id"], 0) if raw else 0
+        except (OSError, pa.ArrowException, json.JSONDecodeError, AttributeError, TypeError):
+            return 0  # no file yet, or one that fold() will refuse with a clear message
+
+    def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Write ``rows`` as the run's next fragment (each row gets the run's ``run_id``)."""
+        table = rows_to_table({**row, "run_id": self.run["run_id"]} for row in rows)
+        if not self._wrote:
+            self._run_dir.mkdir(parents=True, exist_ok=True)
+            owner = {"host": socket.gethostname(), "pid": os.getpid(),
+                     "started_at": dt.datetime.now(dt.UTC).isoformat()}
+            files.write_atomic(self._run_dir / "owner.json",
+                               lambda temporary: temporary.write_text(json.dumps(owner)))
+        self._wrote = True
+        self._sequence += 1
+        _write(self._run_dir / f"{self._sequence:08d}{SUFFIX}", table,
+               {"schema_version": SCHEMA_VERSION, "runs": [self.run]})
+
+    def fold(self) -> None:
+        """Fold what this run wrote so far into the results file (and any orphaned runs)."""
+        if self._wrote:
+            fold(self.path, [self.run["run_id"]])
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.fold()
+
+
+def append(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], run: Mapping[str, Any]) -> None:
+    """Append ``rows`` of ``run`` to results file ``path`` now (one fragment, folded at once)."""
+    with RunWriter(path, run) as writer:
+        writer.append(rows)
 
 
 def merge(paths: Iterable[str | os.PathLike]) -> tuple[pa.Table, dict[str, Any]]:
     """The rows and run records of several results files, for :func:`write`.
 
-    Each file is checked like any read (schema version included); a run found in two
-    files (a copy, or a file merged before) is refused, since its rows would count twice.
+    Each file is read like any other (older versions migrated, unfolded fragments
+    included); a run found in two files (a copy, or a file merged before) is refused,
+    since its rows would count twice.
     """
     tables, runs, seen = [], [], {}
     for path in paths:
-        table, metadata = read_table(path)
-        for run in metadata.get("runs", []):
+        table, metadata = read_results(path)
+        for run in metadata["runs"]:
             if run["run_id"] in seen:
                 raise ResultsFileError(f"{path}: run {run['run_id']} is also in {seen[run['run_id']]}; "
                                        "merging would count its rows twice")
             seen[run["run_id"]] = path
-            runs.append(run)
+            runs.append({k: v for k, v in run.items() if k != "folded_through"})
         tables.append(table)
     if not tables:
         raise ResultsFileError("no results files to merge")
     return pa.concat_tables(tables), {"schema_version": SCHEMA_VERSION, "runs": runs}
 
 
-def read(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """One results file as a DataFrame plus its footer metadata."""
-    table, metadata = read_table(path)
-    return table.to_pandas(), metadata
-
-
 def completed_point_ids(path: str | os.PathLike) -> set[str]:
-    """Points already measured successfully in ``path`` (the ``--resume`` look-up)."""
-    table, _ = read_table(path)
+    """Points already measured successfully in results file ``path`` (the ``--resume`` look-up)."""
+    table, _ = read_results(path)
     frame = table.select(["point_id", "status"]).to_pandas()
     return set(frame.loc[frame["status"] == "ok", "point_id"])
 
 
 def results_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand files and directories into the Parquet files they hold, sorted."""
+    """Expand files and directories into the results files they hold, sorted.
+
+    A directory holds ``*.parquet`` files and, for runs not yet folded, ``*.parquet.parts``
+    folders (whose results file may not exist yet); a path given as a file is kept as is.
+    """
     found: list[Path] = []
-    for p in map(Path, paths):
-        found.extend(sorted(p.glob("*.parquet")) if p.is_dir() else [p])
+    for given in map(Path, paths):
+        if not given.is_dir() or is_results_name(given):
+            found.append(given)
+            continue
+        names = {p for p in given.iterdir() if p.is_file() and is_results_name(p)}
+        names |= {p.with_name(p.name[: -len(PARTS_SUFFIX)]) for p in given.iterdir()
+                  if p.is_dir() and p.name.endswith(PARTS_SUFFIX) and is_results_name(Path(p.stem))}
+        found.extend(sorted(names))
     return found
 
 
@@ -265,9 +483,55 @@ def read_many(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, list[di
             continue
         frame["source_file"] = str(path)
         frames.append(frame)
-        runs.extend({**r, "source_file": str(path)} for r in metadata.get("runs", []))
+        runs.extend({**r, "source_file": str(path)} for r in metadata["runs"])
     if not frames:
         empty = SCHEMA.empty_table().to_pandas()
         empty["source_file"] = pd.Series(dtype="string")
         return empty, runs, problems
     return pd.concat(frames, ignore_index=True), runs, problems
+
+
+def new_file_name(run_id: str) -> str:
+    """The results file of one run in an output directory: date, time and the run's unique id."""
+    return f"{FILE_PREFIX}{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{run_id}{SUFFIX}"
+
+
+def resolve_output(out: Path, run_id: str, resume: bool) -> Path:
+    """The results file for ``--out``: a ``.parquet`` path as given, or a new file in a directory.
+
+    In a directory, each run gets its own file named by its run id (so two sweeps
+    started in the same second never share one); ``--resume`` continues the newest
+    results file there (folded or not).
+    """
+    if is_results_name(out):
+        return out
+    if resume and out.is_dir():
+        existing = [p for p in results_files([out]) if p.name.startswith(FILE_PREFIX)]
+        if existing:
+            return max(existing, key=_modified)
+    return out / new_file_name(run_id)
+
+
+def _modified(path: Path) -> float:
+    parts = parts_dir(path)
+    times = [p.stat().st_mtime for p in (path, parts) if p.exists()]
+    return max(times)
+
+
+def check_output(path: Path) -> None:
+    """Refuse, before any work, a results file that cannot be written or read back.
+
+    Raises ``OSError`` (with a clear ``strerror``) when ``path``'s folder cannot hold
+    files or ``path`` is a folder; :class:`ResultsFileError` when an existing file is
+    not readable results (it is then left untouched).
+    """
+    for parent in [path.parent, *path.parent.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(20, f"{parent} is a file, not a folder")
+            break
+    if path.is_dir():
+        raise IsADirectoryError(21, f"{path} is a folder, not a results file")
+    files.check_writable(path.parent)
+    if exists(path):
+        read_results(path)
