@@ -29,7 +29,8 @@ def _points(hidden_sizes=(4, 8), cells=("gru", "lstm"), backend="float"):
 
 
 def _sweep(points, path, executor, **kwargs):
-    return run_sweep(points, FAST, path, new_run(new_run_id(), {"test": True}, FAST), executor=executor, **kwargs)
+    run = new_run(new_run_id(), {"test": True}, FAST)
+    return run_sweep(points, FAST, path, run, executor=executor, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from rnnbench.grid import Point, expand
-from rnnbench.results.store import rows_to_table
 from rnnbench.measure import Settings
+from rnnbench.results.store import rows_to_table
 from rnnbench.runner import run_point
 
 from .conftest import FAST
