@@ -420,7 +420,10 @@ def compare(
     except store.ResultsFileError as exc:
         raise fail(str(exc)) from None
 
-    table = comparison.compare(base, cand, alpha=alpha, min_effect=min_effect)
+    try:
+        table = comparison.compare(base, cand, alpha=alpha, min_effect=min_effect)
+    except comparison.MixedMachines as exc:
+        raise fail(str(exc)) from None
     summary = comparison.summarize(table, alpha)
     note = comparison.environment_note(base, cand)
     if note:

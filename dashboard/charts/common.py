@@ -1,7 +1,7 @@
 """What every chart shares: per-point statistics, series labels, colours, facets, empty figures.
 
 Charts read only stored columns and get their statistics from :mod:`rnnbench.results.stats`
-and :mod:`rnnbench.results.summary`, so the dashboard, the summary table and ``compare``
+and :mod:`rnnbench.results.queries`, so the dashboard, the summary table and ``compare``
 agree on every number.
 """
 
@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from rnnbench.results import stats, summary
+from rnnbench.results import queries, stats
 
 CELL_COLOURS = {"gru": "#1f77b4", "lstm": "#ff7f0e", "reluadd": "#2ca02c"}
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
@@ -62,7 +62,7 @@ def point_table(rows: pd.DataFrame) -> pd.DataFrame:
     Columns: every stored column of the point's rows (its facts: cost model, errors,
     CKKS counters) plus ``n``, ``q1``, ``median``, ``q3`` of the time per step in seconds.
     """
-    latest, samples = summary.latest_points(rows)
+    latest, samples = queries.latest_points(rows)
     if samples.empty:
         return latest.iloc[0:0].assign(n=0, q1=np.nan, median=np.nan, q3=np.nan)
     quartiles = samples.groupby("point_id")["time_per_step_s"].agg(
@@ -72,12 +72,6 @@ def point_table(rows: pd.DataFrame) -> pd.DataFrame:
     for i, name in enumerate(("q1", "median", "q3")):
         table[name] = table["point_id"].map(quartiles.str[i])
     return table.reset_index(drop=True)
-
-
-def latest_facts(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per successful timing point (its latest run), for facts that are not timings."""
-    latest, _ = summary.latest_points(rows)
-    return latest[ok_status(latest)].reset_index(drop=True)
 
 
 def format_params(value: object) -> str:

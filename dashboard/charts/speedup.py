@@ -15,13 +15,13 @@ from dashboard.charts.common import (
     series_labels,
     series_sort_key,
 )
-from rnnbench.results import stats, summary
+from rnnbench.results import queries, stats
 
 CANDIDATE = "reluadd"
 BASELINES = ("gru", "lstm")
 # Brännvall et al. 2023: reluadd runs about twice as fast as GRU in float and 1.5x when encrypted.
 PAPER_CLAIMS = ((2.0, "paper's claim: 2x (float)"), (1.5, "paper's claim: 1.5x (encrypted)"))
-_PEER_KEYS = [k for k in summary.POINT_KEYS if k != "cell"]
+_PEER_KEYS = [k for k in queries.POINT_KEYS if k != "cell"]
 
 
 def speedups(rows: pd.DataFrame) -> pd.DataFrame:
@@ -30,8 +30,8 @@ def speedups(rows: pd.DataFrame) -> pd.DataFrame:
     Computed from the samples with :func:`rnnbench.results.stats.ratio_with_spread`; above 1
     means reluadd is faster.
     """
-    _, samples = summary.latest_points(rows)
-    times = samples.groupby(summary.POINT_KEYS, dropna=False)["time_per_step_s"].apply(list)
+    _, samples = queries.latest_points(rows)
+    times = samples.groupby(queries.POINT_KEYS, dropna=False)["time_per_step_s"].apply(list)
     lines = []
     for peer, group in times.groupby(level=_PEER_KEYS, dropna=False):
         by_cell = dict(zip(group.index.get_level_values("cell"), group, strict=True))

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from rnnbench.results import stats
-from rnnbench.results.summary import POINT_KEYS, timed_samples
+from rnnbench.results.queries import MACHINE, POINT_KEYS, latest_points
 
 # Marks in the order a reader cares about them; the first two fail a CI gate.
 MARKS = ("worse", "failed", "better", "unchanged", "new", "missing", "skipped")
@@ -61,15 +61,23 @@ def min_p_value(n_a: int, n_b: int) -> float:
     return min(1.0, 2 / math.comb(n_a + n_b, n_a))
 
 
+class MixedMachines(ValueError):
+    """One side of a comparison holds the same point measured on several machines."""
+
+
 def point_samples(rows: pd.DataFrame) -> pd.DataFrame:
     """One line per timing point of a run: parameters, status and the timed samples.
 
-    A file holding several runs of a point (resumed, merged) contributes its latest run,
-    as the summary table does.
+    A file holding several runs of a point (resumed, merged) contributes its newest
+    run, as the summary table does. A side must come from one machine per point (a
+    machine is part of a point's identity): otherwise :class:`MixedMachines`.
     """
-    timing = rows[rows["kind"].fillna("timing") == "timing"]
-    latest = timing.sort_values("started_at").drop_duplicates("point_id", keep="last")
-    ok = timed_samples(timing).merge(latest[["point_id", "run_id"]], on=["point_id", "run_id"])
+    latest, ok = latest_points(rows)
+    mixed = latest["point_id"].duplicated()
+    if mixed.any():
+        machines = sorted(latest.loc[latest["point_id"] == latest.loc[mixed, "point_id"].iloc[0], MACHINE])
+        raise MixedMachines(f"the same point was measured on {len(machines)} machines "
+                            f"({', '.join(m[:8] for m in machines)}); compare one machine at a time")
     samples = ok.groupby("point_id")["time_per_step_s"].agg(list)
     table = latest[["point_id", *POINT_KEYS, "status"]].set_index("point_id")
     table["samples"] = samples.reindex(table.index)

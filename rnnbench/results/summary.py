@@ -1,99 +1,62 @@
-"""The summary table of a sweep: median time per step, IQR, and the ratio to GRU."""
+"""The summary tables of a sweep: median time per step, IQR and the ratio to GRU; accuracy per point."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from rnnbench.results import stats
-
-POINT_KEYS = ["cell", "backend", "backend_params", "seq_len", "hidden_size", "batch_size",
-              "input_size", "threads", "seed", "task"]
-# A point is compared with GRU on the same backend and configuration.
-_PEER_KEYS = [k for k in POINT_KEYS if k != "cell"]
-
-
-def timed_samples(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows that carry statistics: successful timing samples, warm-up excluded."""
-    kind = rows["kind"].fillna("timing")
-    # astype(bool): read back from Parquet the column is object dtype, where ~True is -2 (truthy).
-    warmup = rows["is_warmup"].fillna(False).astype(bool)
-    return rows[(kind == "timing") & (rows["status"] == "ok") & ~warmup]
-
-
-def latest_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(points, samples)``: one row per timing point from its latest run, and that run's samples.
-
-    A point measured again (a rerun, a merged file) is represented by its newest
-    measurement only, so old and new samples are never pooled.
-    """
-    timing = rows[rows["kind"].fillna("timing") == "timing"]
-    latest = timing.sort_values("started_at").drop_duplicates("point_id", keep="last")
-    samples = timed_samples(timing).merge(latest[["point_id", "run_id"]], on=["point_id", "run_id"])
-    return latest, samples
+from rnnbench.results.queries import MACHINE, PEER_KEYS, POINT_KEYS, latest_points, latest_runs, markdown
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per point (latest run wins), with failed and skipped points kept as lines."""
+    """One line per point and machine (newest run wins), failed and skipped points kept as lines.
+
+    ``vs_gru`` divides a point's median by GRU's on the same backend, configuration and
+    machine; ``machine`` says which machine measured the line.
+    """
     latest, ok = latest_points(rows)
-    grouped = ok.groupby("point_id")["time_per_step_s"]
-    table = latest[POINT_KEYS + ["point_id", "status", "error_message"]].copy()
+    grouped = ok.groupby(["point_id", MACHINE])["time_per_step_s"]
+    table = latest[[*POINT_KEYS, "point_id", MACHINE, "cpu_model", "status", "error_message"]].copy()
     table["task"] = table["task"].fillna("")  # a usable index key for timing-only points
-    table["samples"] = table["point_id"].map(grouped.size()).fillna(0).astype(int)
-    table["median_us"] = table["point_id"].map(grouped.median() * 1e6)
-    table["iqr_us"] = table["point_id"].map(grouped.agg(stats.iqr) * 1e6)
-    gru = table[table["cell"] == "gru"].set_index(_PEER_KEYS)["median_us"]
-    peers = table.set_index(_PEER_KEYS).index
+    key = pd.MultiIndex.from_frame(table[["point_id", MACHINE]])
+    table["samples"] = grouped.size().reindex(key).fillna(0).astype(int).to_numpy()
+    table["median_us"] = (grouped.median() * 1e6).reindex(key).to_numpy()
+    table["iqr_us"] = (grouped.agg(stats.iqr) * 1e6).reindex(key).to_numpy()
+    gru = table[table["cell"] == "gru"].set_index(PEER_KEYS)["median_us"]
+    peers = table.set_index(PEER_KEYS).index
     table["vs_gru"] = table["median_us"].to_numpy() / gru.reindex(peers).to_numpy()
-    return table.sort_values(["backend", "seq_len", "hidden_size", "batch_size", "cell"],
+    return table.sort_values([MACHINE, "backend", "seq_len", "hidden_size", "batch_size", "cell"],
                              kind="stable").reset_index(drop=True)
 
 
 def format_markdown(table: pd.DataFrame) -> str:
-    """The summary as a Markdown table (pasteable into a README, parseable by tools)."""
-    header = ("| cell | backend | params | T | H | B | status | n | median µs/step | IQR µs "
-              "| vs GRU |\n|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|")
-    lines = [header]
-    for r in table.itertuples():
-        def num(v, fmt):
-            return format(v, fmt) if pd.notna(v) else "–"
-        params = "" if r.backend_params in (None, "{}") else r.backend_params
-        status = r.status if r.status == "ok" else f"{r.status}: {r.error_message}"
-        lines.append(
-            f"| {r.cell} | {r.backend} | {params} | {r.seq_len} | {r.hidden_size} | "
-            f"{r.batch_size} | {status} | {r.samples} | {num(r.median_us, '.3g')} | "
-            f"{num(r.iqr_us, '.2g')} | {num(r.vs_gru, '.2f')} |"
-        )
-    return "\n".join(lines)
+    """The summary as a Markdown table (pasteable into a README, parseable by tools).
+
+    A ``machine`` column (the CPU model) is shown only when the table spans several machines.
+    """
+    shown = pd.DataFrame({
+        "cell": table["cell"], "backend": table["backend"],
+        "params": table["backend_params"].where(~table["backend_params"].isin(["{}"]), ""),
+        "T": table["seq_len"], "H": table["hidden_size"], "B": table["batch_size"],
+        "status": table["status"].where(table["status"] == "ok",
+                                        table["status"] + ": " + table["error_message"].fillna("")),
+        "n": table["samples"], "median µs/step": table["median_us"], "IQR µs": table["iqr_us"],
+        "vs GRU": table["vs_gru"],
+    })
+    if table[MACHINE].nunique() > 1:
+        shown.insert(0, "machine", table["cpu_model"].fillna("?") + " (" + table[MACHINE].str[:8] + ")")
+    return markdown(shown, {"median µs/step": ".3g", "IQR µs": ".2g", "vs GRU": ".2f"})
 
 
 ACCURACY_COLUMNS = ["task", "cell", "backend", "backend_params", "seq_len", "hidden_size", "seed",
-                    "n_eval", "metric", "metric_value", "agreement", "train_step", "status"]
+                    "n_eval", "metric", "metric_value", "agreement", "train_step", "status", MACHINE]
 
 
 def accuracy_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per accuracy point (latest run wins); failures keep their error in ``status``."""
-    accuracy = rows[rows["kind"] == "accuracy"]
-    latest = accuracy.sort_values("started_at").drop_duplicates("point_id", keep="last").copy()
+    """One line per accuracy point and machine (newest run wins); failures keep their error in ``status``."""
+    latest = latest_runs(rows, "accuracy").copy()
     failed = latest["status"] != "ok"
     latest.loc[failed, "status"] = latest["status"] + ": " + latest["error_message"].fillna("")
     return latest[ACCURACY_COLUMNS].sort_values(
-        ["task", "seq_len", "hidden_size", "seed", "backend", "backend_params", "cell"], kind="stable"
-    ).reset_index(drop=True)
-
-
-def markdown(table: pd.DataFrame) -> str:
-    """Any table as Markdown: numbers right-aligned with 4 significant digits, missing as –."""
-    numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in table.columns]
-    lines = ["| " + " | ".join(table.columns) + " |",
-             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
-    for values in table.itertuples(index=False):
-        cells = []
-        for value, is_number in zip(values, numeric, strict=True):
-            if value is None or (not isinstance(value, str) and pd.isna(value)):
-                cells.append("–")
-            elif is_number and isinstance(value, float):
-                cells.append(format(value, ".4g"))
-            else:
-                cells.append(" ".join(str(value).split()).replace("|", "/"))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        ["task", "seq_len", "hidden_size", "seed", "backend", "backend_params", "cell", MACHINE],
+        kind="stable").reset_index(drop=True)

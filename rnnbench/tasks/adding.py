@@ -19,7 +19,6 @@ from rnnbench.tasks.base import Regression, TaskData, TaskError
 INPUT_SIZE = 2
 TEST_ITEMS = 1000
 TEST_SEED = 20150101  # independent of any model seed
-SOLVED_MSE = 0.01
 DEFAULT_SEQ_LEN = 100
 
 

@@ -19,8 +19,6 @@ import torch
 
 from rnnbench.tasks.model import TaskModel
 
-DEFAULT_DIR = Path("models")
-
 
 class CheckpointError(Exception):
     """A checkpoint that is missing or cannot be read."""
