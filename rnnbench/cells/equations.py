@@ -17,6 +17,7 @@ of two data-dependent values.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -64,6 +65,38 @@ def reluadd_step(ops: Any, gi: tuple, gh: tuple, h: Any) -> Any:
 
 # Number of gate blocks in weight_ih / weight_hh (rows = GATES * hidden_size).
 GATES = {"gru": 3, "lstm": 4, "reluadd": 3}
+STEPS = {"gru": gru_step, "lstm": lstm_step, "reluadd": reluadd_step}
+
+
+def hidden(cell: str, state: Any) -> Any:
+    """The hidden state ``h`` of a cell's state (LSTM's state is ``(h, c)``)."""
+    return state[0] if cell == "lstm" else state
+
+
+def unroll(
+    cell: str,
+    ops: Any,
+    inputs: Iterable[Any],
+    recurrent: Callable[[Any], Any],
+    state: Any,
+    split: Callable[[Any], tuple],
+    store: Callable[[Any], Any] | None = None,
+) -> tuple[list[Any], Any]:
+    """The recurrence of every reference, written once: ``(hidden outputs, final state)``.
+
+    ``inputs`` yields each step's input projection ``W_ih x_t + b_ih`` (computed for all
+    steps at once by the caller), ``recurrent(h)`` gives ``W_hh h + b_hh``, ``split``
+    cuts a projection into its gate blocks, and ``store`` (optional) turns a new state
+    into the state kept for the next step (rounding and saturating it, in integers).
+    """
+    step = STEPS[cell]
+    outputs = []
+    for gi in inputs:
+        state = step(ops, split(gi), split(recurrent(hidden(cell, state))), state)
+        if store is not None:
+            state = store(state)
+        outputs.append(hidden(cell, state))
+    return outputs, state
 
 
 class NonlinearityOps:

@@ -7,8 +7,7 @@ import math
 import torch
 from torch import nn
 
-from rnnbench.cells import equations
-from rnnbench.cells.equations import GATES
+from rnnbench.cells.equations import GATES, STEPS, unroll
 
 
 class TorchOps:
@@ -17,13 +16,6 @@ class TorchOps:
     sigmoid = staticmethod(torch.sigmoid)
     tanh = staticmethod(torch.tanh)
     relu = staticmethod(torch.relu)
-
-
-STEPS = {
-    "gru": equations.gru_step,
-    "lstm": equations.lstm_step,
-    "reluadd": equations.reluadd_step,
-}
 
 
 class RecurrentCell(nn.Module):
@@ -64,13 +56,10 @@ class RecurrentCell(nn.Module):
         if state is None:
             state = self.initial_state(batch_size, x)
         gates = GATES[self.cell]
-        step = STEPS[self.cell]
         # Input projection for every step at once; only the recurrence is sequential.
         gi_all = torch.nn.functional.linear(x, self.weight_ih, self.bias_ih)
-        outputs = []
-        for t in range(seq_len):
-            h = state[0] if self.cell == "lstm" else state
-            gh = torch.nn.functional.linear(h, self.weight_hh, self.bias_hh)
-            state = step(TorchOps, gi_all[t].chunk(gates, -1), gh.chunk(gates, -1), state)
-            outputs.append(state[0] if self.cell == "lstm" else state)
+        outputs, state = unroll(
+            self.cell, TorchOps, gi_all,
+            lambda h: torch.nn.functional.linear(h, self.weight_hh, self.bias_hh), state,
+            lambda v: v.chunk(gates, -1))
         return torch.stack(outputs), state

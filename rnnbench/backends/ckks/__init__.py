@@ -53,6 +53,7 @@ class EncryptedCell(Prepared):
         self.step_groups = 0  # (time step, ciphertext group) pairs evaluated
         self.refreshes = 0  # round trips
         self.mid_step_refreshes = 0  # values refreshed within steps (per unit in the batch packing)
+        self.last: tuple[np.ndarray, np.ndarray] | None = None  # the newest run's inputs and outputs
 
     def _packing(self, name: str, batch: int):
         """The packing asked for, or (``auto``) the one whose step costs fewer key switches for ``batch``.
@@ -70,7 +71,6 @@ class EncryptedCell(Prepared):
             return (model["ct_ct_mul"] + model["rotations"]) * packing.evaluations(batch, slots)
 
         return min((cls(self.weights) for cls in PACKINGS.values()), key=key_switches)
-        self.last: tuple[np.ndarray, np.ndarray] | None = None
 
     def _tick(self, phase: str, start: float) -> float:
         now = time.perf_counter()

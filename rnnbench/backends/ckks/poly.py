@@ -26,7 +26,7 @@ from numpy.polynomial import chebyshev, polynomial
 
 from rnnbench.cells import Weights
 from rnnbench.cells.equations import NonlinearityOps
-from rnnbench.cells.reference import STEPS
+from rnnbench.cells.weights import run_numpy
 
 KINDS = ("sigmoid", "tanh", "relu")
 EXACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -181,19 +181,7 @@ class PlainOps(NonlinearityOps):
 
 def run_plain(weights: Weights, x: np.ndarray, ops: PlainOps) -> np.ndarray:
     """The cell on ``x`` [T, B, I] in float64 with ``ops``' nonlinearities; outputs [T, B, H]."""
-    x = np.asarray(x, np.float64)
-    w_ih, w_hh = weights.weight_ih.astype(np.float64), weights.weight_hh.astype(np.float64)
-    gi_all = x @ w_ih.T + weights.bias_ih
-    hidden, gates = weights.hidden_size, weights.gates
-    h = np.zeros((x.shape[1], hidden))
-    state = (h, h.copy()) if weights.cell == "lstm" else h
-    outputs = []
-    for t in range(x.shape[0]):
-        h = state[0] if weights.cell == "lstm" else state
-        gh = h @ w_hh.T + weights.bias_hh
-        state = STEPS[weights.cell](ops, np.split(gi_all[t], gates, -1), np.split(gh, gates, -1), state)
-        outputs.append(state[0] if weights.cell == "lstm" else state)
-    return np.stack(outputs)
+    return run_numpy(weights, x, ops)
 
 
 def calibrate(

@@ -30,7 +30,7 @@ import numpy as np
 from rnnbench.backends.base import InvalidParams, Unsupported
 from rnnbench.backends.integer.fixed import GATE_FRAC
 from rnnbench.cells import Weights
-from rnnbench.cells.reference import STEPS
+from rnnbench.cells.weights import run_numpy
 
 SUPPORTED_BITS = (8, 16)
 _ACCUMULATOR = {8: np.int32, 16: np.int64}
@@ -145,36 +145,21 @@ def _projection(w: np.ndarray, b: np.ndarray, bits: int, frac_in: int, frac_pre:
     return Projection(q, np.ascontiguousarray(q.T), bias.astype(_ACCUMULATOR[bits]), multiplier, shift)
 
 
-class NumpyOps:
-    """The ``ops`` namespace of :mod:`rnnbench.cells.equations` for float NumPy arrays."""
-
-    @staticmethod
-    def sigmoid(v: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-v))
-
-    tanh = staticmethod(np.tanh)
-
-    @staticmethod
-    def relu(v: np.ndarray) -> np.ndarray:
-        return np.maximum(v, 0.0)
-
-
 def _float_ranges(weights: Weights, x: np.ndarray) -> tuple[float, float]:
     """Largest ``|W_ih x + b_ih| + |W_hh h + b_hh|`` bound and ``|c|`` of the float cell on ``x``."""
-    seq_len, batch, _ = x.shape
-    hidden, gates = weights.hidden_size, weights.gates
-    gi_all = x.astype(np.float64) @ weights.weight_ih.T.astype(np.float64) + weights.bias_ih
-    h = np.zeros((batch, hidden))
-    state = (h, h.copy()) if weights.cell == "lstm" else h
-    max_gh = max_c = 0.0
-    for t in range(seq_len):
-        h = state[0] if weights.cell == "lstm" else state
-        gh = h @ weights.weight_hh.T.astype(np.float64) + weights.bias_hh
-        max_gh = max(max_gh, float(np.abs(gh).max()))
-        state = STEPS[weights.cell](NumpyOps, np.split(gi_all[t], gates, -1), np.split(gh, gates, -1), state)
+    peak_c = [0.0]
+
+    def observe(state):
         if weights.cell == "lstm":
-            max_c = max(max_c, float(np.abs(state[1]).max()))
-    return float(np.abs(gi_all).max()) + max_gh, max_c
+            peak_c[0] = max(peak_c[0], float(np.abs(state[1]).max()))
+        return state
+
+    outputs = run_numpy(weights, x, store=observe)
+    # Each step's pre-activations: the input projection plus the recurrent one of the previous h.
+    previous = np.concatenate([np.zeros_like(outputs[:1]), outputs[:-1]])
+    gi = x.astype(np.float64) @ weights.weight_ih.T.astype(np.float64) + weights.bias_ih
+    gh = previous @ weights.weight_hh.T.astype(np.float64) + weights.bias_hh
+    return float(np.abs(gi).max()) + float(np.abs(gh).max()), peak_c[0]
 
 
 def quantize(weights: Weights, bits: int, calibration: np.ndarray) -> QuantizedCell:

@@ -13,8 +13,7 @@ import numpy as np
 
 from rnnbench.backends.integer.fixed import Fixed, IntegerOps, saturate, shift_round
 from rnnbench.backends.integer.quantize import Projection, QuantizedCell, quantize_inputs
-from rnnbench.cells.equations import GATES
-from rnnbench.cells.reference import STEPS
+from rnnbench.cells.equations import GATES, unroll
 
 
 def project(proj: Projection, v: np.ndarray, bound: int) -> tuple[np.ndarray, int]:
@@ -30,27 +29,32 @@ def run_reference(q: QuantizedCell, x: np.ndarray) -> tuple[np.ndarray, int]:
     Returns the hidden states [T, B, H] as integers with ``q.frac_h`` fractional bits and
     the number of values saturated on the way (inputs, pre-activations, cell state).
     """
-    seq_len, batch, _ = x.shape
-    gates, lstm = GATES[q.cell], q.cell == "lstm"
+    batch, gates = x.shape[1], GATES[q.cell]
     xq, saturated = quantize_inputs(x, q.frac_x, q.bits)
     gi_all, clipped = project(q.input_proj, xq, q.elementwise_max)
-    saturated += clipped
-    h = Fixed(np.zeros((batch, q.hidden_size)), q.frac_h)
-    c = Fixed(np.zeros((batch, q.hidden_size)), q.frac_c)
-    out = np.empty((seq_len, batch, q.hidden_size), np.int64)
-    for t in range(seq_len):
+    counts = [saturated + clipped]
+
+    def recurrent(h: Fixed) -> np.ndarray:
         gh, clipped = project(q.recurrent_proj, h.q, q.elementwise_max)
-        saturated += clipped
-        gi = tuple(Fixed(v, q.frac_pre) for v in np.split(gi_all[t], gates, -1))
-        gh = tuple(Fixed(v, q.frac_pre) for v in np.split(gh, gates, -1))
-        if lstm:
-            h_new, c_new = STEPS[q.cell](IntegerOps, gi, gh, (h, c))
-            c_q = c_new.to(q.frac_c)
-            saturated += int(np.count_nonzero(np.abs(c_q) > q.elementwise_max))
-            c = Fixed(saturate(c_q, q.elementwise_max), q.frac_c)
-        else:
-            h_new = STEPS[q.cell](IntegerOps, gi, gh, h)
+        counts.append(clipped)
+        return gh
+
+    def split(v: np.ndarray) -> tuple[Fixed, ...]:
+        return tuple(Fixed(part, q.frac_pre) for part in np.split(v, gates, -1))
+
+    def store_h(h_new: Fixed) -> Fixed:
         # h is in [-1, 1] by construction: storing it clamps at most the one step of +-1.
-        h = Fixed(saturate(h_new.to(q.frac_h), q.qmax), q.frac_h)
-        out[t] = h.q
-    return out, saturated
+        return Fixed(saturate(h_new.to(q.frac_h), q.qmax), q.frac_h)
+
+    def store(state):
+        if q.cell != "lstm":
+            return store_h(state)
+        h_new, c_new = state
+        c_q = c_new.to(q.frac_c)
+        counts.append(int(np.count_nonzero(np.abs(c_q) > q.elementwise_max)))
+        return store_h(h_new), Fixed(saturate(c_q, q.elementwise_max), q.frac_c)
+
+    h = Fixed(np.zeros((batch, q.hidden_size)), q.frac_h)
+    state = (h, Fixed(np.zeros((batch, q.hidden_size)), q.frac_c)) if q.cell == "lstm" else h
+    outputs, _ = unroll(q.cell, IntegerOps, gi_all, recurrent, state, split, store)
+    return np.stack([h.q for h in outputs]).astype(np.int64), sum(counts)
