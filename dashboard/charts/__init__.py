@@ -42,7 +42,8 @@ CHARTS: list[Chart] = [
           "Operation counts of the deterministic cost model next to the measured time, both "
           "relative to GRU, for one configuration of the selection."),
     Chart("ckks", "CKKS depth, refreshes and traffic", ckks_chart,
-          "Multiplicative depth per step, bootstrapping/re-encryption refreshes and bytes per sequence."),
+          "Multiplicative depth per step, client refreshes (decrypt and re-encrypt: SEAL has no "
+          "bootstrapping) and bytes per sequence."),
     Chart("integer_error", "Integer error vs bit width", integer_error_chart,
           "Error of the integer backends against the float reference module."),
     Chart("accuracy_vs_cost", "Accuracy vs cost", accuracy_vs_cost,
