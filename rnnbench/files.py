@@ -46,15 +46,18 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     return removed
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], None], clean: bool = True) -> None:
     """Create or replace ``path`` with what ``write(temporary)`` writes, atomically.
 
     The file gets the permissions the umask allows (as ``open`` would give), and the
     temporary is removed if ``write`` fails, so a failed write leaves the old file as it was.
+    ``clean=False`` skips looking for stale temporaries, for a file written once in a folder
+    of many that is removed as a whole (a run's fragments).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
+    if clean:
+        remove_stale_temporaries(path)
     temporary = _temporary(path)
     umask = os.umask(0)
     os.umask(umask)

@@ -123,8 +123,8 @@ def measure(point: Point, settings: Settings) -> list[Row]:
     accuracy = {**error_metrics(out, reference), **error_metrics(out[-1], reference[-1], "final_")}
 
     warmup = min(settings.warmup, backend.sample_cap.get("warmup", settings.warmup))
-    max_repeats = min(max(settings.max_repeats, settings.repeats),
-                      backend.sample_cap.get("repeats", settings.max_repeats))
+    max_repeats = max(settings.max_repeats, settings.repeats)
+    max_repeats = min(max_repeats, backend.sample_cap.get("repeats", max_repeats))
     # Samples last longer rather than multiply when --min-time needs more than max_repeats of them.
     sample_time = max(settings.sample_time, settings.min_time / max_repeats)
     # A first run that already lasts a sample needs no calibration runs (CKKS runs take seconds).

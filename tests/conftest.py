@@ -15,9 +15,10 @@ def plugin_backends():
     added = {"test-sleeping": "tests.plugin_backends:SLEEPING",
              "test-failing": "tests.plugin_backends:FAILING",
              "test-crashing": "tests.plugin_backends:CRASHING",
-             "test-first-run-timed": "tests.plugin_backends:FIRST_RUN_TIMED"}
+             "test-first-run-timed": "tests.plugin_backends:FIRST_RUN_TIMED",
+             "test-bad-facts": "tests.plugin_backends:BAD_FACTS"}
     for name, target in added.items():
         backends.register(name, target)
     yield list(added)
     for name in added:
-        backends._REGISTRY.pop(name, None)
+        backends.unregister(name)

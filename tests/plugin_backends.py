@@ -79,6 +79,20 @@ class FirstRunTimedBackend(Backend):
         return _Counting(weights.hidden_size)
 
 
+class _BadFacts(_Counting):
+    def facts(self):
+        return {"n_eval": self.runs, "not_a_results_column": 1.0}
+
+
+class BadFactsBackend(Backend):
+    """Reports a fact the results schema has no column for (a plugin's bug)."""
+
+    name = "test-bad-facts"
+
+    def prepare(self, weights, params, calibration, threads=1):
+        return _BadFacts(weights.hidden_size)
+
+
 class WorkerKillingBackend(Backend):
     """Kills the Dask worker measuring it: the loss of a worker machine, mid-point.
 
@@ -103,3 +117,4 @@ CRASHING = CrashingBackend()
 FIRST_RUN_TIMED = FirstRunTimedBackend()
 WORKER_KILLING = WorkerKillingBackend()
 ALLOCATOR_REPORTING = AllocatorReportingBackend()
+BAD_FACTS = BadFactsBackend()

@@ -74,7 +74,7 @@ def test_points_on_workers_run_with_default_allocator_settings(tmp_path, cluster
         _sweep(_points(hidden_sizes=(4,), cells=("gru",), backend="test-allocator"), tmp_path / "r.parquet",
                _on(cluster))
     finally:
-        backends._REGISTRY.pop("test-allocator")
+        backends.unregister("test-allocator")
     frame, _ = store.read(tmp_path / "r.parquet")
     assert list(frame["error_message"]) == ["RuntimeError: MALLOC_TRIM_THRESHOLD_=None"]
 
@@ -121,7 +121,7 @@ def test_a_worker_lost_mid_point_is_an_error_row_and_the_sweep_goes_on(tmp_path,
         healthy = _points(hidden_sizes=(5,))
         outcome = _sweep(killer + healthy, tmp_path / "r.parquet", _on(cluster))
     finally:
-        backends._REGISTRY.pop("test-worker-killing")
+        backends.unregister("test-worker-killing")
     assert outcome.statuses == {"error": 1, "ok": len(healthy)}
     frame, _ = store.read(tmp_path / "r.parquet")
     [lost] = frame[frame["backend"] == "test-worker-killing"].itertuples()

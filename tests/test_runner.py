@@ -109,3 +109,22 @@ def test_one_thread_points_keep_pytorch_on_one_thread():
 
     busy = subprocess.run([sys.executable, "-c", _BUSY_THREADS], capture_output=True, text=True, check=True)
     assert busy.stdout.strip() == "1", busy.stdout + busy.stderr
+
+
+def test_a_backend_fact_outside_the_schema_is_an_error_row(plugin_backends):
+    """Checked in the child: one bad key from a backend is that point's error, not a crashed sweep."""
+    rows = run_point(_point("test-bad-facts"), FAST)
+    assert len(rows) == 1 and rows[0]["status"] == "error" and rows[0]["error_type"] == "BadRow"
+    assert "not_a_results_column" in rows[0]["error_message"]
+    rows_to_table(rows)  # the error row itself fits the schema
+
+
+def test_repeats_and_min_time_above_the_cap_are_honoured():
+    """--repeats 100 and --min-time beyond 50 samples were silently capped."""
+    many = Settings(**{**FAST.__dict__, "repeats": 60, "max_repeats": 50, "min_time": 0.0})
+    frame = rows_to_table(run_point(_point(), many)).to_pandas()
+    assert (~frame["is_warmup"]).sum() >= 60
+    long = Settings(**{**FAST.__dict__, "repeats": 2, "max_repeats": 3, "min_time": 0.3})
+    frame = rows_to_table(run_point(_point(), long)).to_pandas()
+    timed = frame[~frame["is_warmup"]]
+    assert len(timed) <= 3 and timed["wall_time_s"].sum() >= 0.3

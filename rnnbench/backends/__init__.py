@@ -27,6 +27,11 @@ def register(name: str, target: str) -> None:
     _REGISTRY[name] = target
 
 
+def unregister(name: str) -> None:
+    """Remove a backend added with :func:`register` (a plugin's or a test's); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
+
+
 def target(name: str) -> str:
     """Where backend ``name`` lives (``"module:attribute"``), so a child process can load it."""
     try:
@@ -46,4 +51,5 @@ def get(name: str) -> Backend:
     return getattr(importlib.import_module(module), attribute)
 
 
-__all__ = ["Backend", "InvalidParams", "Prepared", "Unsupported", "get", "names", "register", "target"]
+__all__ = ["Backend", "InvalidParams", "Prepared", "Unsupported", "get", "names", "register", "target",
+           "unregister"]

@@ -235,9 +235,10 @@ def read_table(path: str | os.PathLike) -> tuple[pa.Table, dict[str, Any]]:
     return _migrate(path, table.replace_schema_metadata(None), version), metadata
 
 
-def _write(path: Path, table: pa.Table, metadata: Mapping[str, Any]) -> None:
+def _write(path: Path, table: pa.Table, metadata: Mapping[str, Any], clean: bool = True) -> None:
     table = table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata, default=str)})
-    files.write_atomic(path, lambda temporary: pq.write_table(table, temporary, compression="zstd"))
+    files.write_atomic(path, lambda temporary: pq.write_table(table, temporary, compression="zstd"),
+                       clean=clean)
 
 
 def write(path: str | os.PathLike, table: pa.Table, metadata: Mapping[str, Any]) -> None:
@@ -276,6 +277,24 @@ def _fragments(run_dir: Path, after: int) -> list[tuple[int, Path]]:
         if fragment.stem.isdigit() and int(fragment.stem) > after:
             found.append((int(fragment.stem), fragment))
     return sorted(found)
+
+
+def _read_fragments(fragments: list[Path]) -> tuple[pa.Table, dict[str, Any] | None]:
+    """The rows of one run's fragments (read as one dataset: fast) and the run's record.
+
+    Fragments are written by this schema version only; one that does not read as such is
+    read alone so the error names it.
+    """
+    if not fragments:
+        return SCHEMA.empty_table(), None
+    try:
+        table = pq.ParquetDataset(fragments, schema=SCHEMA).read().replace_schema_metadata(None)
+        raw = (pq.read_schema(fragments[0]).metadata or {}).get(METADATA_KEY)
+        runs = json.loads(raw).get("runs") if raw else None
+    except (OSError, pa.ArrowException, json.JSONDecodeError, AttributeError):
+        tables = [read_table(fragment)[0] for fragment in fragments]  # raises, naming the bad one
+        return pa.concat_tables(tables), None
+    return table.cast(SCHEMA), runs[0] if runs else None
 
 
 def _folded_through(metadata: Mapping[str, Any]) -> dict[str, int]:
@@ -317,11 +336,10 @@ def read_results(path: str | os.PathLike) -> tuple[pa.Table, dict[str, Any]]:
         table, metadata = _read_file_or_empty(path)
         tables, runs = [table], {run["run_id"]: run for run in metadata["runs"] if "run_id" in run}
         for _, fragments in _pending(path, metadata):
-            for _, fragment in fragments:
-                fragment_table, fragment_metadata = read_table(fragment)
-                tables.append(fragment_table)
-                for run in fragment_metadata["runs"]:
-                    runs.setdefault(run["run_id"], run)
+            fragment_table, run = _read_fragments([f for _, f in fragments])
+            tables.append(fragment_table)
+            if run:
+                runs.setdefault(run["run_id"], run)
     return pa.concat_tables(tables), {**metadata, "runs": list(runs.values())}
 
 
@@ -348,12 +366,12 @@ def fold(path: str | os.PathLike, runs: Iterable[str] = ()) -> int:
             if run_dir.name not in wanted and not _owner_is_gone(run_dir):
                 continue  # a live writer's run: it folds its own fragments when it ends
             folded_dirs.append(run_dir)
-            for sequence, fragment in fragments:
-                fragment_table, fragment_metadata = read_table(fragment)
-                added.append(fragment_table)
-                for run in fragment_metadata["runs"]:
-                    records.setdefault(run["run_id"], dict(run))
-                records[run_dir.name]["folded_through"] = sequence
+            if not fragments:
+                continue
+            fragment_table, run = _read_fragments([f for _, f in fragments])
+            added.append(fragment_table)
+            records.setdefault(run_dir.name, {**(run or {}), "run_id": run_dir.name})
+            records[run_dir.name]["folded_through"] = fragments[-1][0]
         rows = sum(t.num_rows for t in added)
         if added or not path.exists():
             _write(path, pa.concat_tables([table, *added]),
@@ -400,7 +418,7 @@ class RunWriter:
         self._wrote = True
         self._sequence += 1
         _write(self._run_dir / f"{self._sequence:08d}{SUFFIX}", table,
-               {"schema_version": SCHEMA_VERSION, "runs": [self.run]})
+               {"schema_version": SCHEMA_VERSION, "runs": [self.run]}, clean=False)
 
     def fold(self) -> None:
         """Fold what this run wrote so far into the results file (and any orphaned runs)."""
