@@ -251,3 +251,17 @@ def test_a_column_of_another_type_is_a_results_file_error(tmp_path):
 def test_a_missing_file_is_reported_as_missing(tmp_path):
     with pytest.raises(store.ResultsFileError, match="no such file"):
         store.read(tmp_path / "nope.parquet")
+
+
+def test_compact_folds_the_runs_of_killed_writers_only(tmp_path):
+    for name, pid in (("killed", _dead_pid()), ("live", os.getpid())):
+        writer = store.RunWriter(tmp_path / f"{name}.parquet", {"run_id": name})
+        writer.append([_row(run_id=name, point_id=name)])
+        owner = store.parts_dir(writer.path) / name / "owner.json"
+        owner.write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
+    folded = store.compact([tmp_path])
+    assert folded == {tmp_path / "killed.parquet": 1, tmp_path / "live.parquet": 0}
+    assert not store.parts_dir(tmp_path / "killed.parquet").exists()
+    assert store.parts_dir(tmp_path / "live.parquet").is_dir()
+    rows, runs, problems = store.read_many([tmp_path])
+    assert sorted(rows["point_id"]) == ["killed", "live"] and not problems

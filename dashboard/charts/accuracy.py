@@ -16,6 +16,7 @@ from dashboard.charts.common import (
     point_table,
 )
 from dashboard.charts.cost_model import OP_COLUMNS
+from rnnbench.results import queries
 
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "cross", "pentagon"]
 _MATCH_KEYS = ["cell", "backend", "backend_params", "hidden_size"]
@@ -96,10 +97,8 @@ def accuracy_vs_cost(rows: pd.DataFrame) -> go.Figure:
 def training_curves(rows: pd.DataFrame) -> go.Figure:
     """Metric vs training step per task and metric, one line per cell and configuration."""
     title = "Training curves"
-    kind = rows["kind"].fillna("timing")
-    curves = rows[(kind == "train_curve")].dropna(subset=["train_step", "metric_value", "metric"])
-    latest_run = curves.drop_duplicates("point_id", keep="last").set_index("point_id")["run_id"]
-    curves = curves[curves["run_id"] == curves["point_id"].map(latest_run)]  # a retrained model replaces
+    # A retrained model replaces the earlier one's curve.
+    curves = queries.latest_runs(rows, "train_curve").dropna(subset=["train_step", "metric_value", "metric"])
     if curves.empty:
         return empty_figure(title, "No training curves in the selection (run rnnbench train first).")
     panels = sorted(curves.groupby(["task", "metric"]).groups)

@@ -428,8 +428,23 @@ class RunWriter:
     def __enter__(self) -> RunWriter:
         return self
 
-    def __exit__(self, *_: Any) -> None:
-        self.fold()
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        try:
+            self.fold()
+        except (OSError, ResultsFileError):
+            if kind is None:
+                raise
+            # Already failing (a full disk, Ctrl-C): the fragments stay readable beside the file,
+            # and the next writer of the file (or ``rnnbench compact``) folds them.
+
+
+def compact(paths: Iterable[str | os.PathLike]) -> dict[Path, int]:
+    """Fold the fragments of finished or killed runs into their results files (``rnnbench compact``).
+
+    Runs whose writer is still alive are left to fold themselves. Returns the rows
+    added per results file that had fragments.
+    """
+    return {path: fold(path) for path in results_files(paths) if parts_dir(path).is_dir()}
 
 
 def append(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], run: Mapping[str, Any]) -> None:

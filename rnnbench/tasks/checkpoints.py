@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rnnbench.files import write_atomic
 from rnnbench.tasks.model import TaskModel
 
 
@@ -38,24 +38,13 @@ def sidecar_path(checkpoint: Path) -> Path:
     return checkpoint.with_suffix(".json")
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(checkpoint: Path, model: TaskModel, sidecar: Mapping[str, Any]) -> None:
     """Write the model's weights and its sidecar (weights first: a sidecar implies its weights)."""
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
+    write_atomic(checkpoint, lambda tmp: torch.save(state, tmp))
     text = json.dumps(dict(sidecar), indent=2, sort_keys=True, default=str)
-    _write_atomic(sidecar_path(checkpoint), lambda tmp: tmp.write_text(text + "\n"))
+    write_atomic(sidecar_path(checkpoint), lambda tmp: tmp.write_text(text + "\n"))
 
 
 def load(checkpoint: Path) -> tuple[TaskModel, dict[str, Any]]:
