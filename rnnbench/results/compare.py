@@ -96,16 +96,16 @@ def compare(
     for point_id in table.index:
         a = _samples(base, point_id)
         b = _samples(cand, point_id)
-        line: dict[str, Any] = {"baseline_median_us": stats.median(a) * 1e6 if a else math.nan,
-                                "candidate_median_us": stats.median(b) * 1e6 if b else math.nan,
-                                "ratio": math.nan, "ratio_low": math.nan, "ratio_high": math.nan,
-                                "p_value": math.nan, "min_p_value": math.nan}
+        line: dict[str, Any] = {**dict.fromkeys(_MEASURES, math.nan),
+                                "baseline_median_us": stats.median(a) * 1e6 if a else math.nan,
+                                "candidate_median_us": stats.median(b) * 1e6 if b else math.nan}
         if a and b:
             ratio, low, high = stats.ratio_with_spread(b, a)
             line.update(ratio=ratio, ratio_low=low, ratio_high=high,
                         p_value=stats.mann_whitney_p(b, a), min_p_value=min_p_value(len(a), len(b)))
         lines.append(line)
-    table = pd.concat([table.reset_index(names="point_id"), pd.DataFrame(lines, dtype=float)], axis=1)
+    measures = pd.DataFrame(lines, columns=list(_MEASURES), dtype=float)  # columns even when empty
+    table = pd.concat([table.reset_index(names="point_id"), measures], axis=1)
     table["mark"] = [
         mark(_status(r.baseline_status), _status(r.candidate_status), r.ratio, r.p_value,
              alpha, min_effect)
@@ -113,6 +113,10 @@ def compare(
     ]
     return table.sort_values(["backend", "seq_len", "hidden_size", "batch_size", "cell"],
                              kind="stable").reset_index(drop=True)
+
+
+_MEASURES = ("baseline_median_us", "candidate_median_us", "ratio", "ratio_low", "ratio_high",
+             "p_value", "min_p_value")
 
 
 def _samples(table: pd.DataFrame, point_id: str) -> list[float]:

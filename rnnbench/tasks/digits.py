@@ -59,6 +59,8 @@ def _square_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
 
 def npz_split(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A user's MNIST-style file as ``(x_train, y_train, x_test, y_test)``, images scaled to [0, 1]."""
+    if path.exists() and not path.is_dir() and not zipfile.is_zipfile(path):
+        raise TaskError(f"{path}: not an .npz file (not a zip archive of arrays)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in NPZ_KEYS if k not in archive.files]
@@ -75,6 +77,10 @@ def npz_split(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     images = {}
     for split in ("train", "test"):
         x = _square_images(arrays[f"x_{split}"], path, f"x_{split}")
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise TaskError(f"{path}: x_{split} must hold real numbers, not {x.dtype}")
+        if not np.isfinite(x).all():
+            raise TaskError(f"{path}: x_{split} holds NaN or infinite values")
         y = arrays[f"y_{split}"].reshape(-1)
         if len(y) != len(x):
             raise TaskError(f"{path}: {len(x)} x_{split} images but {len(y)} y_{split} labels")

@@ -15,6 +15,7 @@ The tracer applies the same rule as the evaluator, so it also counts those round
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -227,9 +228,9 @@ def validate(given: Mapping[str, Any]) -> dict[str, Any]:
     for kind in poly.KINDS:
         _as_int(params, f"{kind}_degree", 1, 31)
     if params["interval"] != "auto" and not (
-            isinstance(params["interval"], int | float) and params["interval"] > 0):
+            isinstance(params["interval"], int | float) and 0 < params["interval"] < math.inf):
         raise InvalidParams(
-            f"ckks.interval must be auto or a positive half-width, got {params['interval']!r}")
-    if not (isinstance(params["margin"], int | float) and params["margin"] >= 1):
-        raise InvalidParams(f"ckks.margin must be a number >= 1, got {params['margin']!r}")
+            f"ckks.interval must be auto or a finite positive half-width, got {params['interval']!r}")
+    if not (isinstance(params["margin"], int | float) and 1 <= params["margin"] < math.inf):
+        raise InvalidParams(f"ckks.margin must be a finite number >= 1, got {params['margin']!r}")
     return params
