@@ -134,3 +134,164 @@ def test_env_prints_the_recorded_environment_as_json():
     record = json.loads(result.stdout)
     assert record["cpu_model"] and record["python_version"].startswith("3.")
     assert "torch_version" in record and "git_commit" in record
+
+
+# Issue 10: every value is checked before anything is measured (a --dry-run would show the grid).
+@pytest.mark.parametrize("args,message", [
+    (["--hidden", "99999999999999999999999"], "--hidden: 99999999999999999999999 is too large"),
+    (["--seq-lens", str(2**63)], "--seq-lens: 9223372036854775808 is too large"),
+    (["--batch", str(2**64)], "--batch: 18446744073709551616 is too large"),
+    (["--input-size", str(2**63)], "--input-size: 9223372036854775808 is too large"),
+    (["--seed", str(2**70)], "--seed: 1180591620717411303424 is too large"),
+    (["--seed", "-1"], "--seed must be non-negative, got -1"),
+    (["--repeats", str(2**63)], "--repeats: 9223372036854775808 is too large"),
+    (["--threads", str(2**63)], "--threads: 9223372036854775808 is too large"),
+    (["--task", "adding", "--n-eval", str(2**63)], "--n-eval: 9223372036854775808 is too large"),
+    (["--task", "adding", "--train-steps", str(2**63)], "--train-steps: 9223372036854775808 is too"),
+    (["--backends", "ckks", "-p", "ckks.packing=,"], "ckks.packing=,': no values given"),
+    (["--backends", "ckks", "-p", "ckks.packing=batch", "-p", "ckks.packing=vector"],
+     "--param ckks.packing is given twice"),
+    (["--backends", "ckks", "--ckks-scale-bits", "40", "-p", "ckks.scale_bits=30"],
+     "ckks.scale_bits is given twice"),
+    (["--backends", "ckks", "-p", "ckks.interval=inf"], "ckks.interval must be auto or a finite"),
+    (["--backends", "ckks", "-p", "ckks.margin=inf"], "ckks.margin must be a finite number"),
+    (["--timeout", "inf"], "--timeout must be finite"),
+])
+def test_bad_values_are_refused_before_the_dry_run(tmp_path, args, message):
+    result = sweep("--cells", "gru", *args, "--dry-run", "--out", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert result.stdout == ""
+
+
+def test_duplicate_param_values_are_measured_once():
+    result = sweep("--cells", "gru", "--backends", "ckks", "--seq-lens", "2", "--hidden", "4",
+                   "-p", "ckks.packing=batch,batch,vector", "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and len({line.split()[0] for line in lines}) == 2
+
+
+def test_input_size_and_thread_lists_are_swept():
+    from rnnbench.cli.plan import SweepOptions, plan_sweep
+
+    plan = plan_sweep(SweepOptions(cells="gru", backends="float", seq_lens="4", hidden="8",
+                                   batch="1", input_size="16,32", threads="1,2"))
+    assert sorted((p.input_size, p.threads) for p in plan.points) == [
+        (16, 1), (16, 2), (32, 1), (32, 2)]
+    assert len({p.point_id for p in plan.points}) == 4
+
+
+def test_a_preset_param_for_a_backend_not_chosen_is_dropped():
+    from rnnbench.cli.plan import SweepOptions, plan_sweep
+
+    result = sweep("--preset", "ckks-compare", "--backends", "float", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    plan = plan_sweep(SweepOptions(preset="ckks-compare", backends="float"))
+    assert {p.backend for p in plan.points} == {"float"} and {p.params for p in plan.points} == {()}
+
+
+def test_the_plan_is_pure_options_to_points_settings_output_and_executor(tmp_path):
+    from rnnbench.cli.plan import ExecutorChoice, SweepOptions, plan_sweep
+
+    plan = plan_sweep(SweepOptions(cells="gru,lstm", backends="float", seq_lens="4,8", hidden="8",
+                                   repeats=7, min_time=0.5, out=tmp_path / "x", workers=3))
+    assert [(p.cell, p.seq_len) for p in plan.points] == [
+        ("gru", 4), ("lstm", 4), ("gru", 8), ("lstm", 8)]
+    assert (plan.settings.repeats, plan.settings.min_time) == (7, 0.5)
+    assert plan.out == tmp_path / "x" and plan.executor == ExecutorChoice(workers=3)
+    assert list(tmp_path.iterdir()) == []  # planning writes nothing
+
+
+def test_repeats_beyond_fifty_are_taken(tmp_path):
+    out = tmp_path / "r.parquet"
+    result = sweep("--cells", "gru", "--backends", "float", "--seq-lens", "2", "--hidden", "4",
+                   "--input-size", "2", "--min-time", "0.0001", "--repeats", "55", "--warmup", "0",
+                   "--out", str(out))
+    assert result.exit_code == 0, result.output
+    frame, _ = store.read(out)
+    assert len(frame) == 55
+
+
+def test_out_with_an_upper_case_suffix_is_a_file(tmp_path):
+    out = tmp_path / "r.PARQUET"
+    result = sweep("--cells", "gru", "--backends", "float", *TINY, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and len(store.read(out)[0]) > 0
+
+
+def test_out_below_a_regular_file_says_so(tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = sweep("--cells", "gru", "--backends", "float", *TINY,
+                   "--out", str(tmp_path / "file" / "x.parquet"))
+    assert result.exit_code == 2
+    assert "is a file, not a directory" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_out_that_is_a_directory_named_parquet_is_refused_up_front(tmp_path):
+    (tmp_path / "x.parquet").mkdir()
+    result = sweep("--cells", "gru", "--backends", "float", *TINY,
+                   "--out", str(tmp_path / "x.parquet"))
+    assert result.exit_code == 2, result.output
+    assert "is a directory" in result.stderr and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 40 KiB tmpfs: room for a results file of one point (~25 KB), not for the copy an append makes."""
+    import os
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill up needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_written(full_disk):
+    out = full_disk / "r.parquet"
+    result = sweep("--cells", "gru,lstm,reluadd", "--backends", "float", *TINY, "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert "No space left on device" in result.stderr and "--resume" in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("rnnbench: error: cannot write results")
+    if out.exists():
+        store.read(out)  # what was written before is intact
+
+
+def test_nan_in_a_data_file_is_refused_up_front(tmp_path):
+    import numpy as np
+
+    x = np.zeros((4, 4, 4))
+    x[1, 2, 3] = np.nan
+    y = np.array([0, 1, 2, 3])
+    data = tmp_path / "nan.npz"
+    np.savez(data, x_train=x, y_train=y, x_test=np.zeros((4, 4, 4)), y_test=y)
+    for command in (["train", "--task", "digits", "--seq-len", "4"],
+                    ["sweep", "--task", "digits", "--backends", "float", "--dry-run"]):
+        result = runner.invoke(app, [*command, "--data", str(data), "--models", str(tmp_path / "m"),
+                                     "--out", str(tmp_path / "r")])
+        assert result.exit_code == 2, (command, result.output)
+        assert "x_train holds NaN or infinite values" in result.stderr
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def test_early_ctrl_c_is_one_line_and_exit_130():
+    """Ctrl-C while the libraries are still loading: no traceback."""
+    import signal
+    import time
+
+    code = "from rnnbench.cli import main; main()"
+    process = subprocess.Popen([sys.executable, "-c", code, "sweep", "--dry-run"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr == "rnnbench: interrupted\n"

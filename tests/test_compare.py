@@ -203,3 +203,50 @@ def test_merge_into_an_input_adds_to_it_but_never_replaces_other_files(tmp_path,
     assert len(store.read(a)[1]["runs"]) == 2
     assert runner.invoke(app, ["merge", str(b), "-o", str(other), "--force"]).exit_code == 0
     assert len(store.read(other)[0]) == len(shifted[1])
+
+
+def _accuracy_file(path):
+    point = grid.Point.make(cell="gru", backend="float", seq_len=8, hidden_size=8, input_size=8,
+                            batch_size=40, task="digits")
+    run_id = uuid.uuid4().hex[:12]
+    rows = [{**point.columns(), "kind": "accuracy", "run_id": run_id, "status": "ok",
+             "started_at": dt.datetime.now(dt.UTC), "metric": "accuracy", "metric_value": 0.9}]
+    return _write(path, rows)
+
+
+def test_compare_without_timing_rows_has_every_column():
+    """The pure comparison of files with no timing rows is an empty table, not a KeyError."""
+    empty = store.SCHEMA.empty_table().to_pandas()
+    table = compare.compare(empty, empty)
+    assert len(table) == 0 and {"ratio", "p_value", "mark"} <= set(table.columns)
+    assert compare.summarize(table, 0.01)["compared"] == 0
+
+
+@pytest.mark.parametrize("make", ["accuracy", "empty"])
+def test_compare_exits_2_when_there_are_no_timing_rows(tmp_path, make):
+    if make == "accuracy":
+        path = _accuracy_file(tmp_path / "a.parquet")
+    else:
+        path = tmp_path / "a.parquet"
+        store.write(path, store.SCHEMA.empty_table(), {"schema_version": store.SCHEMA_VERSION, "runs": []})
+    result = runner.invoke(app, ["compare", str(path), str(path)])
+    assert result.exit_code == 2, result.output
+    assert "no timing rows" in result.stderr and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def test_compare_exits_2_when_no_point_was_compared(tmp_path):
+    gru, lstm, _ = POINTS
+    rng = np.random.default_rng(1)
+    a = _write(tmp_path / "a.parquet", _rows({gru: _noisy(rng, 1e-6)}))
+    b = _write(tmp_path / "b.parquet", _rows({lstm: _noisy(rng, 1e-6)}))
+    result = runner.invoke(app, ["compare", str(a), str(b)])
+    assert result.exit_code == 2, result.output
+    assert "nothing compared" in result.stderr
+
+
+def test_compare_reports_a_missing_file_as_missing(tmp_path, shifted):
+    a = _write(tmp_path / "a.parquet", shifted[0])
+    result = runner.invoke(app, ["compare", str(a), str(tmp_path / "nope.parquet")])
+    assert result.exit_code == 2
+    assert "nope.parquet: no such file" in result.stderr and "Parquet" not in result.stderr

@@ -43,3 +43,18 @@ def test_ctrl_c_keeps_measured_points_and_resume_completes(tmp_path):
     first_run = metadata["runs"][0]["run_id"]
     assert set(frame.loc[frame["run_id"] == first_run, "point_id"]) >= partial
     assert frame.loc[frame["point_id"].isin(partial), "run_id"].eq(first_run).all()
+
+
+def test_sigterm_stops_like_ctrl_c_with_the_resume_hint(tmp_path):
+    out = tmp_path / "r.parquet"
+    process = _rnnbench(*SWEEP, "--out", str(out))
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert out.exists(), process.communicate()[1]
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "terminated: points measured so far are kept" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    assert 1 <= len(store.completed_point_ids(out)) < 12

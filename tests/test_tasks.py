@@ -217,7 +217,7 @@ def test_sweep_with_task_emits_accuracy_rows_for_every_backend(tmp_path):
 
 @pytest.mark.parametrize("make_file, message", [
     (lambda p: None, "no such file"),
-    (lambda p: p.write_text("not a zip"), "not a readable .npz"),
+    (lambda p: p.write_text("not a zip"), "not an .npz file"),
     (lambda p: np.savez(p, x_train=np.zeros((2, 4, 4))), "missing arrays"),
 ])
 def test_bad_data_file_is_one_line_error(tmp_path, make_file, message):
