@@ -225,7 +225,7 @@ def test_out_below_a_regular_file_says_so(tmp_path):
     result = sweep("--cells", "gru", "--backends", "float", *TINY,
                    "--out", str(tmp_path / "file" / "x.parquet"))
     assert result.exit_code == 2
-    assert "is a file, not a directory" in result.stderr and result.stderr.count("\n") == 1
+    assert "is a file, not a folder" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_out_that_is_a_directory_named_parquet_is_refused_up_front(tmp_path):
@@ -233,7 +233,7 @@ def test_out_that_is_a_directory_named_parquet_is_refused_up_front(tmp_path):
     result = sweep("--cells", "gru", "--backends", "float", *TINY,
                    "--out", str(tmp_path / "x.parquet"))
     assert result.exit_code == 2, result.output
-    assert "is a directory" in result.stderr and result.stderr.count("\n") == 1
+    assert "is a folder" in result.stderr and result.stderr.count("\n") == 1
     assert "Traceback" not in result.output
 
 
@@ -251,7 +251,7 @@ def full_disk(tmp_path):
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+    subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_is_one_line_and_keeps_what_was_written(full_disk):

@@ -49,9 +49,9 @@ def test_sigterm_stops_like_ctrl_c_with_the_resume_hint(tmp_path):
     out = tmp_path / "r.parquet"
     process = _rnnbench(*SWEEP, "--out", str(out))
     deadline = time.monotonic() + 120
-    while not out.exists() and time.monotonic() < deadline:
+    while not store.exists(out) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert out.exists(), process.communicate()[1]
+    assert store.exists(out), process.communicate()[1]
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, stderr
