@@ -84,7 +84,26 @@ def _mp_context(fork_safe: bool) -> mp.context.BaseContext:
     if _forkserver is None:
         _forkserver = mp.get_context("forkserver")
         _forkserver.set_forkserver_preload(_PRELOAD)
+        _start_fork_server()
     return _forkserver
+
+
+def _start_fork_server() -> None:
+    """Start the fork server with Ctrl-C ignored, a setting it inherits.
+
+    A terminal's Ctrl-C goes to the whole process group: while the server imports the
+    preloaded libraries (seconds) it would otherwise print a KeyboardInterrupt traceback
+    of its own. The sweep's parent handles Ctrl-C; the server only forks children.
+    """
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers are the main thread's (a Dask worker): started on first use
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_point(point: Point, settings: Settings, stop: threading.Event | None = None) -> list[Row]:

@@ -58,3 +58,19 @@ def test_sigterm_stops_like_ctrl_c_with_the_resume_hint(tmp_path):
     assert "terminated: points measured so far are kept" in stderr and "--resume" in stderr
     assert "Traceback" not in stderr
     assert 1 <= len(store.completed_point_ids(out)) < 12
+
+
+def test_ctrl_c_while_the_fork_server_starts_is_one_message(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group, the fork server too."""
+    import os
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from rnnbench.cli import main; main()", *SWEEP[:5], "--seq-lens",
+         "4", "--hidden", "4", "--input-size", "2", "--out", str(tmp_path / "r.parquet")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    started = process.stderr.readline()  # "run ...": the fork server starts next
+    time.sleep(0.3)  # the server is importing numpy and torch now
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, started + stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
