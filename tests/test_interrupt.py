@@ -49,7 +49,7 @@ def test_sigterm_stops_like_ctrl_c_with_the_resume_hint(tmp_path):
     out = tmp_path / "r.parquet"
     process = _rnnbench(*SWEEP, "--out", str(out))
     deadline = time.monotonic() + 120
-    while not store.exists(out) and time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (store.exists(out) and store.completed_point_ids(out)):
         time.sleep(0.1)
     assert store.exists(out), process.communicate()[1]
     process.send_signal(signal.SIGTERM)

@@ -176,10 +176,10 @@ def run_plan(plan: SweepPlan, path: Path, run_id: str, executor: Executor, prese
                                     on_point=on_point)
             except KeyboardInterrupt:
                 progress.stop()
-                what = "interrupted" if received.get("signal", signal.SIGINT) == signal.SIGINT \
-                    else "terminated"
+                signum = received.get("signal", signal.SIGINT)
+                what = "interrupted" if signum == signal.SIGINT else "terminated"
                 err.print(f"{what}: points measured so far are kept in {path}; {RESUME_HINT}")
-                raise typer.Exit(128 + received.get("signal", signal.SIGINT)) from None
+                raise typer.Exit(128 + signum) from None
             except ClusterError as exc:
                 progress.stop()
                 raise fail(f"{exc}; points measured so far are kept in {path}, {RESUME_HINT}",
