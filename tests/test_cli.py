@@ -143,7 +143,7 @@ def test_env_prints_the_recorded_environment_as_json():
     (["--batch", str(2**64)], "--batch: 18446744073709551616 is too large"),
     (["--input-size", str(2**63)], "--input-size: 9223372036854775808 is too large"),
     (["--seed", str(2**70)], "--seed: 1180591620717411303424 is too large"),
-    (["--seed", "-1"], "--seed must be non-negative, got -1"),
+    (["--seed", "-1"], "--seed must be at least 0, got -1"),
     (["--repeats", str(2**63)], "--repeats: 9223372036854775808 is too large"),
     (["--threads", str(2**63)], "--threads: 9223372036854775808 is too large"),
     (["--task", "adding", "--n-eval", str(2**63)], "--n-eval: 9223372036854775808 is too large"),

@@ -50,8 +50,7 @@ def warn(message: str) -> None:
 def check_int(value: int, option: str, minimum: int = 1) -> int:
     """``value`` if ``minimum <= value <= INT64_MAX``; else :class:`InputError`."""
     if value < minimum:
-        what = {0: "non-negative", 1: "positive"}.get(minimum, f"at least {minimum}")
-        raise InputError(f"{option} must be {what}, got {value}")
+        raise InputError(f"{option} must be at least {minimum}, got {value}")
     if value > INT64_MAX:
         raise InputError(f"{option}: {value} is too large (at most {INT64_MAX})")
     return value
