@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -60,7 +61,9 @@ def test_resume_measures_only_missing_points(tmp_path):
     frame, metadata = store.read(out)
     assert frame.groupby("cell")["run_id"].nunique().to_dict() == {"gru": 1, "lstm": 1}
     assert len(metadata["runs"]) == 2
-    assert [r["cell"] for r in json.loads(result.stdout)] == ["lstm"]
+    # The summary covers the earlier run's points too, so lstm has its ratio to GRU.
+    summary = {r["cell"]: r for r in json.loads(result.stdout)}
+    assert sorted(summary) == ["gru", "lstm"] and summary["lstm"]["vs_gru"] > 0
 
 
 def test_failures_do_not_stop_the_sweep(tmp_path, plugin_backends):
@@ -295,3 +298,24 @@ def test_early_ctrl_c_is_one_line_and_exit_130():
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and stderr == "rnnbench: interrupted\n"
+
+
+def test_compact_folds_a_killed_sweeps_fragments(tmp_path):
+    """A sweep killed with SIGKILL leaves fragments: readable at once, folded by ``compact``."""
+    out = tmp_path / "r.parquet"
+    code = "from rnnbench.cli import main; main()"
+    process = subprocess.Popen([sys.executable, "-c", code, "sweep", "--cells", "gru,lstm,reluadd",
+                                "--backends", "float", *TINY, "--hidden", "4,8,12", "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parts = store.parts_dir(out)
+    while process.poll() is None and not any(parts.glob("*/*.parquet")):
+        time.sleep(0.05)
+    process.kill()
+    process.communicate()
+    measured = store.completed_point_ids(out)
+    assert measured and not out.exists()
+    result = runner.invoke(app, ["compact", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert out.exists() and not parts.exists()
+    assert store.completed_point_ids(out) == measured
+    assert runner.invoke(app, ["compact", str(tmp_path / "nowhere")]).exit_code == 2

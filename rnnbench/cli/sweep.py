@@ -193,7 +193,9 @@ def run_plan(plan: SweepPlan, path: Path, run_id: str, executor: Executor, prese
     if not store.exists(path):
         return
     rows, _ = store.read(path)
-    rows = rows[rows["run_id"] == run["run_id"]]
+    # This sweep's points; after --resume, the earlier run's measurements of them too.
+    ours = rows["point_id"].isin({p.point_id for p in plan.points})
+    rows = rows[ours & ((rows["run_id"] == run["run_id"]) | plan.resume)]
     if plan.task is not None:
         print_table(summary.accuracy_table(rows), plan.summary_format, summary.markdown)
     else:
