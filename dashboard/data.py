@@ -12,9 +12,13 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from rnnbench.results import store
+from dashboard.charts.common import machine_labels, with_machine
+from rnnbench.results import compare as comparison
+from rnnbench.results import store, summary
 
 DEFAULT_RESULTS = "results"
+# The results shipped with rnnbench, kept apart from a user's own sweeps (which go to results/).
+REFERENCE_RESULTS = Path(__file__).resolve().parent.parent / "results" / "reference"
 RESULTS_ENV = "RNNBENCH_RESULTS"  # os.pathsep-separated paths, set by `rnnbench dashboard`
 
 Loaded = tuple[pd.DataFrame, list[dict], list[str]]  # rows, runs, problems (as store.read_many)
@@ -30,6 +34,7 @@ class Filter:
 
 # Rows without a value in a filter's column (e.g. timing rows have no task) are never filtered out by it.
 FILTERS = [
+    Filter("machine", "machine", "Machine"),
     Filter("cell", "cell", "Cell"),
     Filter("backend", "backend", "Backend"),
     Filter("hidden_size", "hidden", "Hidden size"),
@@ -87,24 +92,40 @@ def combine(*loaded: Loaded) -> Loaded:
 
 
 def runs_table(rows: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One line per loaded run: when, on which machine, from which commit, how many points."""
+    """One line per loaded run: its label, when, on which machine, from which commit, how many points."""
     counts = rows.groupby("run_id").agg(points=("point_id", "nunique"), rows=("point_id", "size"))
+    machines = with_machine(rows).drop_duplicates("run_id").set_index("run_id")["machine"]
     lines = []
     for run in runs:
         env = run.get("env") or {}
         commit = (env.get("git_commit") or "")[:10] + ("+dirty" if env.get("git_dirty") else "")
-        machine = " @ ".join(v for v in (env.get("cpu_model"), env.get("hostname")) if v)
+        machine = machines.get(run.get("run_id")) or machine_labels(pd.DataFrame([env])).iloc[0]
         started = pd.to_datetime(run.get("started_at"), utc=True, errors="coerce")
+        date = started.strftime("%Y-%m-%d %H:%M UTC") if pd.notna(started) else "undated"
+        file = Path(run.get("source_file", "")).name
         lines.append({
-            "run": run.get("run_id"),
-            "date": started.strftime("%Y-%m-%d %H:%M UTC") if pd.notna(started) else "",
+            "label": f"{date} · {machine} · {file}", "run": run.get("run_id"), "date": date,
             "machine": machine, "commit": commit or "unknown",
             "points": int(counts["points"].get(run.get("run_id"), 0)),
             "rows": int(counts["rows"].get(run.get("run_id"), 0)),
             "file": run.get("source_file", ""),
         })
-    columns = ["run", "date", "machine", "commit", "points", "rows", "file"]
-    return pd.DataFrame(lines, columns=columns).drop_duplicates(["run", "file"])
+    columns = ["label", "run", "date", "machine", "commit", "points", "rows", "file"]
+    table = pd.DataFrame(lines, columns=columns).drop_duplicates(["run", "file"])
+    return table.sort_values("date", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def run_labels(rows: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Run id -> "date · machine · file", how the page names a run."""
+    return dict(zip(runs_table(rows, runs)["run"], runs_table(rows, runs)["label"], strict=True))
+
+
+def newest_machine(rows: pd.DataFrame) -> str | None:
+    """The machine of the newest run: the dashboard's default view."""
+    dated = with_machine(rows).dropna(subset=["started_at"])
+    if dated.empty:
+        return None
+    return str(dated.loc[dated["started_at"].idxmax(), "machine"])
 
 
 def filter_options(rows: pd.DataFrame, column: str) -> list:
@@ -125,13 +146,25 @@ def apply_filters(rows: pd.DataFrame, selection: Mapping[str, Sequence]) -> pd.D
 def parse_selection(params: Mapping[str, Sequence[str]], rows: pd.DataFrame) -> dict[str, list]:
     """URL query values (strings) -> each filter's selected values of the right type.
 
-    Values not present in the loaded rows are dropped, so an old link never errs.
+    Values not present in the loaded rows are dropped, so an old link never errs
+    (:func:`unmatched` names them, for a notice).
     """
     selection = {}
     for f in FILTERS:
         wanted = set(params.get(f.param, []))
         selection[f.column] = [v for v in filter_options(rows, f.column) if str(v) in wanted]
     return selection
+
+
+def unmatched(params: Mapping[str, Sequence[str]], rows: pd.DataFrame) -> dict[str, list[str]]:
+    """Per filter label, the URL values that match nothing loaded (a stale or mistyped link)."""
+    missing = {}
+    for f in FILTERS:
+        known = {str(v) for v in filter_options(rows, f.column)}
+        values = [v for v in params.get(f.param, []) if v not in known]
+        if values:
+            missing[f.label] = values
+    return missing
 
 
 def to_query(selection: Mapping[str, Sequence]) -> dict[str, list[str]]:
@@ -151,3 +184,88 @@ def results_file_bytes(rows: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) ->
         path = Path(tmp) / "results.parquet"
         store.write(path, table, metadata)
         return path.read_bytes()
+
+
+# Summary tables: the same functions as `rnnbench sweep`'s summary, applied per machine -----------
+
+def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`rnnbench.results.summary.summarize` per machine: one line per point and machine,
+    median µs/step, IQR and the ratio to GRU on the same backend, configuration and machine."""
+    rows = with_machine(rows)
+    parts = [summary.summarize(group).assign(machine=machine)
+             for machine, group in rows.groupby("machine", sort=True)
+             if (group["kind"].fillna("timing") == "timing").any()]
+    if not parts:
+        return pd.DataFrame(columns=["machine", *summary.POINT_KEYS, "status", "samples", "median_us",
+                                     "iqr_us", "vs_gru"])
+    table = pd.concat(parts, ignore_index=True)
+    return table[["machine", *[c for c in table.columns if c != "machine"]]]
+
+
+SUMMARY_VIEW = {"cell": "cell", "backend": "backend", "backend_params": "params", "seq_len": "T",
+                "hidden_size": "H", "batch_size": "B", "status": "status", "samples": "n",
+                "median_us": "median µs/step", "iqr_us": "IQR µs", "vs_gru": "vs GRU", "machine": "machine"}
+
+
+def summary_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary table as the page shows it: short column names, parameters as ``k=v``."""
+    from dashboard.charts.common import format_params
+
+    view = table[list(SUMMARY_VIEW)].rename(columns=SUMMARY_VIEW)
+    view["params"] = view["params"].map(format_params)
+    view["status"] = [s if s == "ok" else f"{s}: {m}" for s, m in
+                      zip(table["status"], table["error_message"].fillna(""), strict=True)]
+    return view
+
+
+def accuracy_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`rnnbench.results.summary.accuracy_table` per machine, with the difference from float
+    on the same task, cell, model and evaluation set."""
+    rows = with_machine(rows)
+    parts = [summary.accuracy_table(group).assign(machine=machine)
+             for machine, group in rows.groupby("machine", sort=True) if (group["kind"] == "accuracy").any()]
+    if not parts:
+        return pd.DataFrame(columns=[*summary.ACCURACY_COLUMNS, "vs_float", "machine"])
+    table = pd.concat(parts, ignore_index=True)
+    keys = ["task", "metric", "cell", "hidden_size", "seq_len", "seed", "n_eval", "machine"]
+    floats = table[(table["backend"] == "float") & (table["status"] == "ok")]
+    reference = floats.drop_duplicates(keys, keep="last").set_index(keys)["metric_value"]
+    matched = reference.reindex(pd.MultiIndex.from_frame(table[keys])).to_numpy()
+    table["vs_float"] = table["metric_value"] - matched
+    return table
+
+
+def summary_downloads(table: pd.DataFrame, accuracy: pd.DataFrame) -> tuple[bytes, bytes]:
+    """The summary tables as CSV and as Markdown (the sweep's own Markdown writer for timing)."""
+    csv = table.to_csv(index=False)
+    markdown = "\n\n".join(
+        f"### {machine}\n\n{summary.format_markdown(part)}" for machine, part in table.groupby("machine"))
+    if not accuracy.empty:
+        csv += "\n" + accuracy.to_csv(index=False)
+        markdown += "\n\n### Accuracy\n\n" + summary.markdown(accuracy)
+    return csv.encode(), (markdown + "\n").encode()
+
+
+# Compare, as `rnnbench compare` -----------------------------------------------------------------
+
+def compare_choices(rows: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """What a comparison can take as baseline or candidate: label -> ("machine"|"run", value),
+    runs newest first, then machines."""
+    table = runs_table(rows, runs)
+    choices = {f"run: {r.label}": ("run", r.run) for r in table.itertuples()}
+    for machine in filter_options(with_machine(rows), "machine"):
+        choices[f"machine: {machine} (newest run of each point)"] = ("machine", machine)
+    return choices
+
+
+def rows_of(rows: pd.DataFrame, choice: tuple[str, str]) -> pd.DataFrame:
+    kind, value = choice
+    column = "run_id" if kind == "run" else "machine"
+    return with_machine(rows).pipe(lambda r: r[r[column] == value])
+
+
+def compare_rows(baseline: pd.DataFrame, candidate: pd.DataFrame, alpha: float = 0.01,
+                 min_effect: float = 0.05) -> tuple[pd.DataFrame, dict[str, Any], str | None]:
+    """``rnnbench compare``'s table, summary and environment note, from the same functions."""
+    table = comparison.compare(baseline, candidate, alpha=alpha, min_effect=min_effect)
+    return table, comparison.summarize(table, alpha), comparison.environment_note(baseline, candidate)

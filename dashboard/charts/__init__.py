@@ -1,8 +1,10 @@
 """The dashboard's charts: pure functions ``DataFrame -> plotly Figure`` of the stored rows.
 
 The Streamlit page and ``rnnbench report`` show the same list, :data:`CHARTS`, in
-this order. Each function accepts any selection of rows, including an empty one, and
-answers missing data with an empty figure that says what is missing.
+this order (the page in tabs, :data:`TABS`). Each function accepts any selection of
+rows, including an empty one, and answers missing data with an empty figure that says
+what is missing; ``has_data`` tells the page whether the loaded results hold data for
+the chart at all, so it can say "filtered out" rather than "never run".
 """
 
 from __future__ import annotations
@@ -13,13 +15,22 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts.accuracy import accuracy_vs_cost, training_curves
-from dashboard.charts.ckks import ckks_chart
-from dashboard.charts.cost_model import cost_model_chart
+from dashboard.charts.accuracy import accuracy_by_backend, accuracy_vs_cost, training_curves
+from dashboard.charts.common import is_empty
+from dashboard.charts.cost_model import OP_COLUMNS, cost_model_chart
+from dashboard.charts.encrypted import encrypted_chart, encrypted_points
 from dashboard.charts.failures import failures, failures_table
 from dashboard.charts.integer import integer_error_chart
 from dashboard.charts.speedup import speedup_chart, speedups
 from dashboard.charts.timing import sample_boxes, time_vs_hidden, time_vs_seq_len
+
+
+def _kind(rows: pd.DataFrame) -> pd.Series:
+    return rows["kind"].fillna("timing")
+
+
+def _timed(rows: pd.DataFrame) -> bool:
+    return bool(((_kind(rows) == "timing") & (rows["status"] == "ok")).any())
 
 
 @dataclass(frozen=True)
@@ -28,31 +39,64 @@ class Chart:
     title: str
     build: Callable[[pd.DataFrame], go.Figure]
     about: str  # one line under the title: how to read it
+    tab: str  # the page's tab that holds it
+    has_data: Callable[[pd.DataFrame], bool] = _timed  # cheap: are there rows of its kind at all?
 
 
 CHARTS: list[Chart] = [
     Chart("time_vs_seq_len", "Time vs sequence length", time_vs_seq_len,
-          "Median time per step and per sequence, log-log; bands are the inter-quartile range."),
+          "Median time per step, log-log; band or bar: the inter-quartile range. Colour: cell; "
+          "marker: configuration. One panel per backend (and batch size, machine).", "Time"),
     Chart("time_vs_hidden", "Time vs hidden size", time_vs_hidden,
-          "Dotted guide: cost ∝ H (elementwise-bound); dashed: ∝ H² (matrix-product-bound)."),
+          "Dotted guide: cost ∝ H (elementwise-bound); dashed: ∝ H² (matrix-product-bound).", "Time"),
     Chart("speedup", "Speedup of reluadd", speedup_chart,
           "Baseline time / reluadd time; above 1 reluadd is faster. Bars: 50% interval of the ratio. "
-          "Red dashed lines are the paper's claims, for reference."),
+          "Red dashed: the paper's claim for that kind of backend (2x float/integer, 1.5x encrypted).",
+          "Speedup", lambda rows: not speedups(rows).empty),
     Chart("cost_model", "Cost model vs measured", cost_model_chart,
           "Operation counts of the deterministic cost model next to the measured time, both "
-          "relative to GRU, for one configuration of the selection."),
-    Chart("ckks", "CKKS depth, refreshes and traffic", ckks_chart,
-          "Multiplicative depth per step, client refreshes (decrypt and re-encrypt: SEAL has no "
-          "bootstrapping) and bytes per sequence."),
+          "relative to GRU, for one configuration of the selection (hover for values).", "Cost model",
+          lambda rows: _timed(rows) and rows[list(OP_COLUMNS)].notna().any().any()),
+    Chart("encrypted", "Encrypted backends", encrypted_chart,
+          "Seconds per step, where a run's time goes (key generation, encryption, evaluation, "
+          "refresh, decryption), depth or bootstraps per step, and traffic; CKKS and TFHE alike.",
+          "Encrypted", lambda rows: not encrypted_points(rows).empty),
     Chart("integer_error", "Integer error vs bit width", integer_error_chart,
-          "Error of the integer backends against the float reference module."),
+          "Error of the integer backends against the float reference module (log scale).", "Integer",
+          lambda rows: rows["backend"].astype(str).str.fullmatch(r"int\d+").any()),
+    Chart("accuracy_by_backend", "Accuracy per cell and backend", accuracy_by_backend,
+          "Every accuracy row: its difference from float on the same task, cell, H and evaluation "
+          "set (n); rows without a float reference below with their own value.", "Accuracy",
+          lambda rows: (_kind(rows) == "accuracy").any()),
     Chart("accuracy_vs_cost", "Accuracy vs cost", accuracy_vs_cost,
-          "Task metric against the cost per step; the dashed line is the Pareto front."),
-    Chart("training_curves", "Training curves", training_curves, "Task metric during training."),
+          "Task metric against measured µs per step; rows never timed in their own lane at the cost "
+          "model's operations per step. Dashed: the Pareto front.", "Accuracy",
+          lambda rows: (_kind(rows) == "accuracy").any()),
+    Chart("training_curves", "Training curves", training_curves, "Task metric during training.",
+          "Training", lambda rows: (_kind(rows) == "train_curve").any()),
     Chart("samples", "Raw samples", sample_boxes,
-          "Every timed sample (warm-up excluded): the noise behind each median."),
+          "Every timed sample (warm-up excluded): the noise behind each median.", "Samples"),
     Chart("failures", "Failed, timed-out and skipped points", failures_table,
-          "Points without samples, with the reason recorded for each."),
+          "Points without samples, with the reason recorded for each.", "Failures",
+          lambda rows: (rows["status"].fillna("ok") != "ok").any()),
 ]
 
-__all__ = ["CHARTS", "Chart", "failures", "speedups"]
+TABS: list[str] = list(dict.fromkeys(c.tab for c in CHARTS))
+
+FILTERED_OUT = ("Filtered out: the loaded results hold data for this chart, but the current "
+                "selection hides it. Widen the filters in the sidebar.")
+
+
+def explain_empty(chart: Chart, figure: go.Figure, loaded: pd.DataFrame) -> go.Figure:
+    """An empty figure says why: hidden by the filters when the loaded rows have its data,
+    otherwise the chart's own message (never run)."""
+    if not is_empty(figure) or chart.key == "failures":
+        return figure
+    figure = go.Figure(figure)
+    message = figure.layout.annotations[0].text
+    never = f"Never run: nothing of this kind in the loaded results. {message}"
+    figure.layout.annotations[0].text = FILTERED_OUT if chart.has_data(loaded) else never
+    return figure
+
+
+__all__ = ["CHARTS", "TABS", "Chart", "explain_empty", "failures", "speedups"]

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.charts.common import TEMPLATE, empty_figure, point_table
+from dashboard.charts.common import TEMPLATE, empty_figure, legend_below, point_table
 
 OP_COLUMNS = {"ops_weight_mul": "× weight", "ops_data_mul": "× data", "ops_add": "+ add",
               "ops_nonlin": "nonlinearity"}
@@ -43,20 +43,22 @@ def cost_model_chart(rows: pd.DataFrame) -> go.Figure:
                              marker_color=OP_COLOURS[column], legendgroup="ops",
                              legendgrouptitle_text="operations"), row=1, col=1)
     total = ops.sum(axis=1)
+    # No bar labels: with a dozen backends they cannot fit; the hover gives each value.
+    hover = "%{x}: %{y:.2f} x " + reference + "<extra>%{fullData.name}</extra>"
     fig.add_trace(go.Bar(x=cells, y=total / total[reference], name="cost model (all ops)",
                          marker_color="#555", legendgroup="rel", legendgrouptitle_text="relative cost",
-                         text=[f"{v:.2f}" for v in total / total[reference]], textposition="outside"),
-                  row=1, col=2)
-    for backend, group in points.groupby("backend"):
+                         hovertemplate=hover), row=1, col=2)
+    several = points["machine"].nunique() > 1
+    for (backend, machine), group in points.groupby(["backend", "machine"]):
         median = group.set_index("cell")["median"]
         if reference not in median:
             continue
         relative = median.reindex(cells) / median[reference]
-        fig.add_trace(go.Bar(x=cells, y=relative, name=f"measured: {backend}", legendgroup="rel",
-                             text=[f"{v:.2f}" if pd.notna(v) else "" for v in relative],
-                             textposition="outside"), row=1, col=2)
+        name = f"measured: {backend}" + (f" · {machine}" if several else "")
+        fig.add_trace(go.Bar(x=cells, y=relative, name=name, legendgroup="rel", hovertemplate=hover),
+                      row=1, col=2)
     fig.add_hline(y=1.0, line={"color": "black", "width": 1}, row=1, col=2)
     fig.update_yaxes(title_text="operations per step", row=1, col=1)
     fig.update_yaxes(title_text=f"cost / {reference}", row=1, col=2)
     fig.update_layout(title=title, template=TEMPLATE, barmode="group", height=420)
-    return fig
+    return legend_below(fig, len(OP_COLUMNS) + 1 + points[["backend", "machine"]].drop_duplicates().shape[0])

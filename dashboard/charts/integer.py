@@ -9,7 +9,19 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.charts.common import TEMPLATE, Traces, cell_series, empty_figure, point_table
+from dashboard.charts.common import (
+    TEMPLATE,
+    Traces,
+    add_cell_entries,
+    add_key_entries,
+    colour,
+    empty_figure,
+    legend_below,
+    log_axis,
+    point_table,
+    series_labels,
+    symbol_map,
+)
 
 ERRORS = {"rel_l2_err": "relative L2 error (all outputs)", "final_max_abs_err": "max abs error (final state)"}
 
@@ -28,7 +40,7 @@ def bit_width(backend: str, backend_params: object) -> float:
 
 
 def integer_error_chart(rows: pd.DataFrame) -> go.Figure:
-    """Error vs bit width, one line per cell (and configuration), log error axis."""
+    """Error vs bit width, colour per cell, a marker per configuration, log error axis in 1e-n."""
     title = "Integer execution: error vs bit width"
     points = point_table(rows)
     if not points.empty:
@@ -37,20 +49,29 @@ def integer_error_chart(rows: pd.DataFrame) -> go.Figure:
         points = points.dropna(subset=["bits"])
     if points.empty:
         return empty_figure(title, "No integer-backend measurements in the selection (int8, int16, ...).")
+    several = points["machine"].nunique() > 1
+    labels = series_labels(points, exclude=["backend", "backend_params", "cell", "task", "seed", "machine"])
+    if several:
+        labels = (labels + " · " + points["machine"]).str.strip(" ·")
+    symbols = symbol_map(labels)
     fig = make_subplots(rows=1, cols=len(ERRORS), subplot_titles=list(ERRORS.values()),
                         horizontal_spacing=0.1)
     traces = Traces()
-    exclude = ["backend", "backend_params", "task", "seed"]
-    for name, hex_colour, dash, line in cell_series(points, exclude=exclude):
+    add_cell_entries(traces, points["cell"])
+    add_key_entries(traces, symbols, "marker")
+    for (cell, label), line in points.groupby([points["cell"], labels], sort=True):
         line = line.groupby("bits", as_index=False)[list(ERRORS)].median()  # one value per bit width
         for col, column in enumerate(ERRORS, start=1):
             traces.add(go.Scatter(
-                x=line["bits"], y=line[column], mode="lines+markers", name=name, legendgroup=name,
-                showlegend=traces.first(name), line={"color": hex_colour, "dash": dash},
-                hovertemplate=f"{name}<br>%{{x:.0f}} bits<br>%{{y:.3g}}<extra></extra>"), 1, col)
+                x=line["bits"], y=line[column], mode="lines+markers" if len(line) > 1 else "markers",
+                name=f"{cell} {label}".strip(), legendgroup=cell, showlegend=False,
+                line={"color": colour(cell)}, marker={"color": colour(cell), "symbol": symbols[label],
+                                                      "size": 9},
+                hovertemplate=f"{cell} {label}<br>%{{x:.0f}} bits<br>%{{y:.2e}}<extra></extra>"), 1, col)
     traces.into(fig)
     bits = sorted(points["bits"].unique())
     fig.update_xaxes(title_text="bit width", tickvals=bits, ticktext=[f"{b:.0f}" for b in bits])
-    fig.update_yaxes(type="log")
+    for col, column in enumerate(ERRORS, start=1):
+        log_axis(fig, "y", points[column], 1, col, scientific=True)
     fig.update_layout(title=title, template=TEMPLATE, height=400)
-    return fig
+    return legend_below(fig, points["cell"].nunique() + len(symbols))

@@ -6,24 +6,30 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.charts.common import (
+    WITHIN_PANEL,
     Traces,
-    add_median_band,
-    cell_series,
+    add_cell_entries,
+    add_key_entries,
+    add_median_series,
     colour,
-    discrete_log_ticks,
     empty_figure,
     facets,
+    legend_below,
+    log_axis,
+    panel_titles,
     point_table,
     series_labels,
     series_sort_key,
+    symbol_map,
+    with_machine,
 )
-from rnnbench.results import queries
+from dashboard.charts.common import latest_points as machine_latest_points
 
 NO_TIMING = "No successful timing samples in the selection."
 
 
 def time_vs_seq_len(rows: pd.DataFrame) -> go.Figure:
-    """Time per step vs T, log-log, one panel per backend; a toggle shows time per sequence."""
+    """Time per step vs T, log-log, one panel per backend (and B, machine); a toggle shows per sequence."""
     title = "Time vs sequence length (median, IQR band)"
     points = point_table(rows)
     if points.empty:
@@ -34,40 +40,59 @@ def time_vs_seq_len(rows: pd.DataFrame) -> go.Figure:
 
 
 def _median_panels(points: pd.DataFrame, x: str, x_title: str, extra=None) -> go.Figure:
-    """One log-log panel per backend with each cell's median time vs ``x`` and its IQR band.
+    """One log-log panel per backend (and B, machine); colour is the cell, a marker symbol each
+    other configuration (H, T, parameters), so the legend names cells and symbols, not 24 lines.
 
     ``extra(traces, panel, row, col)`` may add traces to each panel (e.g. slope guides).
     """
-    backends = sorted(points["backend"].unique())
-    fig, positions = facets(backends)
+    titles = panel_titles(points)
+    labels = series_labels(points, exclude=[x, *WITHIN_PANEL], panels=titles)
+    symbols = symbol_map(labels)
+    order = sorted(titles.unique(), key=series_sort_key)
+    fig, positions = facets(order)
     traces = Traces()
-    for (row, col), backend in zip(positions, backends, strict=True):
-        panel = points[points["backend"] == backend]
-        for name, hex_colour, dash, line in cell_series(panel, [x, "task", "seed"], points):
-            add_median_band(traces, line, x, name, hex_colour, dash, row, col)
-        discrete_log_ticks(fig, "x", panel[x], row, col)
+    add_cell_entries(traces, points["cell"])
+    add_key_entries(traces, symbols, "marker")
+    for (row, col), title in zip(positions, order, strict=True):
+        panel = points[titles == title]
+        for (cell, label), line in panel.groupby([panel["cell"], labels[panel.index]], sort=True):
+            add_median_series(traces, line, x, f"{cell} {label}".strip(), cell, symbols[label], row, col)
+        log_axis(fig, "x", panel[x], row, col, exact=True)
+        log_axis(fig, "y", pd.concat([panel["q1"], panel["q3"]]) * 1e6, row, col)
         if extra:
             extra(traces, panel, row, col)
     traces.into(fig)
-    fig.update_xaxes(type="log", title_text=x_title)
-    fig.update_yaxes(type="log", title_text="µs per step")
-    return fig
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text="µs per step")
+    return legend_below(fig, points["cell"].nunique() + len(symbols) + 2)
 
 
 def _per_sequence_toggle(fig: go.Figure, title: str) -> None:
     """Buttons that switch every trace between time per step and per sequence (y times T = x)."""
+    def scaled(trace, factor):
+        return [None if y is None else y * factor(x) for x, y in zip(trace.x, trace.y, strict=True)]
+
     per_step = [list(trace.y) for trace in fig.data]
-    per_sequence = [[y * x for x, y in zip(trace.x, trace.y, strict=True)] for trace in fig.data]
+    per_sequence = [scaled(t, lambda x: x) for t in fig.data]
     axes = [name for name in fig.layout if name.startswith("yaxis")]
 
-    def view(ys: list, unit: str) -> list:
-        return [{"y": ys}, {"title.text": f"{title}: {unit}", **{f"{a}.title.text": unit for a in axes}}]
+    # Tick labels are computed for µs per step; per sequence, one full label per decade.
+    step_ticks = {f"{a}.{k}": v for a in axes for k, v in (
+        ("tickmode", "array"), ("tickvals", fig.layout[a].tickvals), ("ticktext", fig.layout[a].ticktext))}
+    sequence_ticks = {f"{a}.{k}": v for a in axes for k, v in (
+        ("tickmode", "linear"), ("tick0", 0), ("dtick", 1), ("exponentformat", "none"))}
+
+    def view(ys: list, unit: str, ticks: dict) -> list:
+        return [{"y": ys}, {"title.text": f"{title}: {unit}", **{f"{a}.title.text": unit for a in axes},
+                            **ticks}]
 
     fig.update_layout(title=f"{title}: µs per step", updatemenus=[{
-        "type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.08,
-        "yanchor": "bottom", "showactive": True, "buttons": [
-            {"label": "per step", "method": "update", "args": view(per_step, "µs per step")},
-            {"label": "per sequence", "method": "update", "args": view(per_sequence, "µs per sequence")},
+        "type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.02,
+        "yanchor": "bottom", "pad": {"b": 30}, "showactive": True, "buttons": [
+            {"label": "per step", "method": "update",
+             "args": view(per_step, "µs per step", step_ticks)},
+            {"label": "per sequence", "method": "update",
+             "args": view(per_sequence, "µs per sequence", sequence_ticks)},
         ]}])
 
 
@@ -99,24 +124,26 @@ def _slope_guides(traces: Traces, panel: pd.DataFrame, row: int, col: int) -> No
 def sample_boxes(rows: pd.DataFrame) -> go.Figure:
     """Every timed sample of every point as box plots: the noise behind each median."""
     title = "Raw samples per point (time per step, warm-up excluded)"
-    _, samples = queries.latest_points(rows)
+    _, samples = machine_latest_points(with_machine(rows))
     if samples.empty:
         return empty_figure(title, NO_TIMING)
-    samples = samples.assign(config=series_labels(samples, exclude=["task", "seed"]).replace("", "all"))
-    backends = sorted(samples["backend"].unique())
-    fig, positions = facets(backends, columns=2)
+    samples = samples.assign(config=series_labels(samples, exclude=[*WITHIN_PANEL]).replace("", "all"))
+    titles = panel_titles(samples)
+    order = sorted(titles.unique(), key=series_sort_key)
+    fig, positions = facets(order, columns=2)
     traces = Traces()
-    for (row, col), backend in zip(positions, backends, strict=True):
-        panel = samples[samples["backend"] == backend]
+    for (row, col), title_ in zip(positions, order, strict=True):
+        panel = samples[titles == title_]
         for cell, group in panel.groupby("cell"):
             traces.add(go.Box(
                 x=group["config"].to_numpy(), y=group["time_per_step_s"].to_numpy() * 1e6,
                 name=cell, legendgroup=cell,
                 showlegend=traces.first(cell), marker={"color": colour(cell), "size": 3},
                 boxpoints="all", jitter=0.3, pointpos=0, line={"width": 1}), row, col)
-        order = sorted(panel["config"].unique(), key=series_sort_key)
-        fig.update_xaxes(categoryorder="array", categoryarray=order, row=row, col=col)
+        configs = sorted(panel["config"].unique(), key=series_sort_key)
+        fig.update_xaxes(categoryorder="array", categoryarray=configs, row=row, col=col)
+        log_axis(fig, "y", panel["time_per_step_s"] * 1e6, row, col)
     traces.into(fig)
-    fig.update_yaxes(type="log", title_text="µs per step")
+    fig.update_yaxes(title_text="µs per step")
     fig.update_layout(title=title, boxmode="group")
-    return fig
+    return legend_below(fig, samples["cell"].nunique())
