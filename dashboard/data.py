@@ -61,9 +61,9 @@ def file_signature(paths: Iterable[str | os.PathLike]) -> tuple[Signature, list[
         files = store.results_files([given])
         if not files:
             problems.append(f"{given}: no results files (*.parquet) in this directory")
-        for path in files:
-            stat = path.stat()
-            signature.append((str(path), stat.st_mtime, stat.st_size))
+        for path in files:  # a sweep still running adds fragments beside its file: they count too
+            stats = [p.stat() for p in [path, *store.parts_dir(path).rglob("*")] if p.exists()]
+            signature.append((str(path), max(s.st_mtime for s in stats), sum(s.st_size for s in stats)))
     return tuple(signature), problems
 
 
@@ -130,12 +130,13 @@ def newest_machine(rows: pd.DataFrame) -> str | None:
 
 def filter_options(rows: pd.DataFrame, column: str) -> list:
     """The values a filter offers: those present in the rows, sorted."""
-    values = rows[column].dropna().unique().tolist()
+    values = with_machine(rows)[column].dropna().unique().tolist()
     return sorted(values, key=lambda v: (isinstance(v, str), v))
 
 
 def apply_filters(rows: pd.DataFrame, selection: Mapping[str, Sequence]) -> pd.DataFrame:
     """Rows whose value is selected in every filter with a selection; an empty filter keeps all."""
+    rows = with_machine(rows)
     keep = pd.Series(True, index=rows.index)
     for column, chosen in selection.items():
         if chosen:

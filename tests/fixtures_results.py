@@ -48,8 +48,13 @@ def _failure(point: Point, status: str, error_type: str, message: str) -> dict:
             "error_message": message, "started_at": START, **PROVENANCE}
 
 
-def synthetic_rows(run_id: str = "synthetic01", seed: int = 0) -> list[dict[str, Any]]:
-    """Rows of one synthetic run covering every chart of the dashboard."""
+def synthetic_rows(run_id: str = "synthetic01", seed: int = 0, machine: dict[str, Any] | None = None,
+                   days_later: int = 0) -> list[dict[str, Any]]:
+    """Rows of one synthetic run covering every chart of the dashboard.
+
+    ``machine`` overrides the provenance (another CPU, host, machine id); ``days_later``
+    moves the run's timestamps, so it is the newer of two runs.
+    """
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
 
@@ -105,18 +110,23 @@ def synthetic_rows(run_id: str = "synthetic01", seed: int = 0) -> list[dict[str,
                 rows.append({**train_point.columns(), "kind": "train_curve", "status": "ok",
                              "metric": metric, "metric_value": float(value), "train_step": step,
                              "started_at": START, **PROVENANCE})
-    return [{**row, "run_id": run_id} for row in rows]
+    shift = dt.timedelta(days=days_later)
+    return [{**row, **(machine or {}), "run_id": run_id, "started_at": row["started_at"] + shift}
+            for row in rows]
 
 
-def run_record(run_id: str = "synthetic01") -> dict[str, Any]:
+def run_record(run_id: str = "synthetic01", machine: dict[str, Any] | None = None,
+               days_later: int = 0) -> dict[str, Any]:
     """The footer record of the synthetic run, as ``rnnbench sweep`` writes one."""
-    return {"run_id": run_id, "started_at": START.isoformat(), "args": {"argv": ["sweep"]},
-            "env": dict(PROVENANCE)}
+    return {"run_id": run_id, "started_at": (START + dt.timedelta(days=days_later)).isoformat(),
+            "args": {"argv": ["sweep"]}, "env": {**PROVENANCE, **(machine or {})}}
 
 
-def write_results(path: Path, run_id: str = "synthetic01", seed: int = 0) -> Path:
+def write_results(path: Path, run_id: str = "synthetic01", seed: int = 0,
+                  machine: dict[str, Any] | None = None, days_later: int = 0) -> Path:
     """A results file with the synthetic run, written through the real store."""
-    store.append(path, synthetic_rows(run_id, seed), run_record(run_id))
+    store.append(path, synthetic_rows(run_id, seed, machine, days_later),
+                 run_record(run_id, machine, days_later))
     return path
 
 

@@ -14,12 +14,12 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from dashboard import data
-from dashboard.charts import CHARTS, failures, speedups
-from dashboard.charts.accuracy import higher_is_better, pareto_front
-from dashboard.charts.common import point_table, series_labels
+from dashboard.charts import CHARTS, TABS, explain_empty, failures, speedups
+from dashboard.charts.accuracy import accuracy_points, accuracy_with_cost, higher_is_better, pareto_front
+from dashboard.charts.common import log_ticks, point_table, series_labels, tick_text
 from dashboard.charts.integer import bit_width
 from rnnbench.cli import app
-from rnnbench.results import stats, store
+from rnnbench.results import stats, store, summary
 
 from .fixtures_results import synthetic_rows, write_corrupt, write_other_schema, write_results
 
@@ -65,12 +65,23 @@ def test_charts_of_missing_kinds_say_what_is_missing(rows):
     timing_only = rows[rows["backend"].isin(["float", "torch"]) & (rows["kind"] == "timing")
                        & (rows["status"] == "ok")]  # what a sweep of the float backends writes
     missing = {c.key: c.build(timing_only) for c in CHARTS}
-    for key in ("ckks", "integer_error", "accuracy_vs_cost", "training_curves"):
+    for key in ("encrypted", "integer_error", "accuracy_by_backend", "accuracy_vs_cost", "training_curves"):
         assert is_empty_figure(missing[key]), key
-    assert "CKKS" in missing["ckks"].layout.annotations[0].text
+    assert "CKKS or TFHE" in missing["encrypted"].layout.annotations[0].text
     assert "Every point" in missing["failures"].layout.annotations[0].text
     for key in ("time_vs_seq_len", "time_vs_hidden", "speedup", "cost_model", "samples"):
         assert not is_empty_figure(missing[key]), key
+
+
+def test_an_empty_chart_says_whether_the_filters_hid_its_data_or_it_never_ran(rows):
+    encrypted = next(c for c in CHARTS if c.key == "encrypted")
+    float_only = data.apply_filters(rows, {"backend": ["float"]})
+    hidden = explain_empty(encrypted, encrypted.build(float_only), loaded=rows)
+    assert hidden.layout.annotations[0].text.startswith("Filtered out")
+    never = explain_empty(encrypted, encrypted.build(float_only), loaded=float_only)
+    assert never.layout.annotations[0].text.startswith("Never run")
+    drawn = encrypted.build(rows)
+    assert explain_empty(encrypted, drawn, loaded=rows) is drawn
 
 
 def test_point_statistics_come_from_the_latest_run_without_warmup(rows):
@@ -102,11 +113,16 @@ def test_speedup_is_the_ratio_of_sample_medians(rows):
     assert (table["speedup"] > 1).all()  # the synthetic reluadd is ~2x faster everywhere
 
 
-def test_speedup_chart_draws_parity_and_the_papers_claims(rows):
-    figure = next(c for c in CHARTS if c.key == "speedup").build(rows)
-    levels = {t.name: set(t.y) for t in figure.data if t.name and ("claim" in t.name or "1x" in t.name)}
-    assert levels == {"1x: no speedup": {1.0}, "paper's claim: 2x (float)": {2.0},
-                      "paper's claim: 1.5x (encrypted)": {1.5}}
+def reference_levels(figure: go.Figure) -> set[float]:
+    return {y for t in figure.data if t.name and ("claim" in t.name or "1x" in t.name) for y in t.y}
+
+
+def test_each_paper_claim_is_drawn_only_on_the_backends_it_is_about(rows):
+    chart = next(c for c in CHARTS if c.key == "speedup")
+    assert reference_levels(chart.build(rows[rows["backend"] == "ckks"])) == {1.0, 1.5}
+    for backend in ("float", "int8", "torch"):
+        assert reference_levels(chart.build(rows[rows["backend"] == backend])) == {1.0, 2.0}, backend
+    figure = chart.build(rows)
     panels = {a.text for a in figure.layout.annotations}
     assert {"ckks", "float", "int8", "int16", "torch"} <= panels  # onnxruntime skipped reluadd
     assert {figure.layout[n].type for n in figure.layout if n.startswith("yaxis")} == {"log"}
@@ -116,7 +132,28 @@ def test_time_chart_toggles_between_per_step_and_per_sequence(rows):
     figure = next(c for c in CHARTS if c.key == "time_vs_seq_len").build(rows)
     per_step, per_sequence = (b.args[0]["y"] for b in figure.layout.updatemenus[0].buttons)
     for trace, step_y, sequence_y in zip(figure.data, per_step, per_sequence, strict=True):
-        assert np.allclose(np.asarray(sequence_y), np.asarray(step_y) * np.asarray(trace.x))
+        if trace.x[0] is not None:  # legend-only entries have no data
+            assert np.allclose(np.asarray(sequence_y), np.asarray(step_y) * np.asarray(trace.x))
+
+
+def test_log_axes_label_every_tick_in_full(rows):
+    assert log_ticks([0.8, 1.8]) == [0.7, 1, 1.5, 2]
+    assert [tick_text(v) for v in log_ticks([3, 900])] == [
+        "2", "5", "10", "20", "50", "100", "200", "500", "1,000"]
+    assert [tick_text(v) for v in log_ticks([3, 9000])] == [
+        "3", "10", "30", "100", "300", "1,000", "3,000", "10,000"]
+    assert tick_text(2e-4, scientific=True) == "2e-4"
+    figure = next(c for c in CHARTS if c.key == "integer_error").build(rows)
+    assert all(t.endswith(("e-1", "e-2", "e-3", "e-4", "e-5", "e-6")) for t in figure.layout.yaxis.ticktext)
+
+
+def test_a_panel_with_one_x_value_draws_points_with_error_bars(rows):
+    figure = next(c for c in CHARTS if c.key == "time_vs_seq_len").build(rows)
+    ckks = [t for t in figure.data if t.customdata is not None and "ckks" not in (t.name or "")
+            and len(t.x) == 1]
+    assert ckks and all(t.mode == "markers" and t.error_y.array is not None for t in ckks)
+    lines = [t for t in figure.data if t.customdata is not None and len(t.x) > 1]
+    assert lines and all(t.mode == "lines+markers" for t in lines)
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -179,18 +216,115 @@ def chart_count(page: AppTest) -> int:
     return len(page.get("plotly_chart"))
 
 
-def test_page_loads_files_and_shows_runs_and_every_chart(monkeypatch, tmp_path):
-    write_results(tmp_path / "a.parquet", run_id="runA")
-    write_results(tmp_path / "b.parquet", run_id="runB", seed=1)
-    page = run_app(monkeypatch, tmp_path)
-    assert not page.exception and not page.error
-    runs = page.dataframe[0].value
-    assert sorted(runs["run"]) == ["runA", "runB"]
-    assert set(runs["machine"]) == {"AMD EPYC (Zen 4) @ bench-host"}
-    assert set(runs["commit"]) == {"0123456789"} and runs["date"].str.startswith("2026-01-05").all()
-    assert chart_count(page) == len(CHARTS)
-    assert [h.value for h in page.subheader] == [c.title for c in CHARTS]
+INTEL = {"cpu_model": "Intel Xeon", "hostname": "intel-host", "machine_id": "intel-machine"}
+AMD_LABEL = "AMD EPYC (Zen 4) @ bench-host (syntheti)"
+INTEL_LABEL = "Intel Xeon @ intel-host (intel-ma)"
+FIRST_TAB = [c for c in CHARTS if c.tab == TABS[0]]
+
+
+def open_tab(page: AppTest, tab: str) -> AppTest:
+    page.session_state["tab"] = tab
+    return page.run()
+
+
+def two_machines(tmp_path: Path) -> Path:
+    """The same points measured on an AMD machine and, a day later, on an Intel one."""
+    write_results(tmp_path / "amd.parquet", run_id="runA")
+    write_results(tmp_path / "intel.parquet", run_id="runI", seed=1, machine=INTEL, days_later=1)
+    return tmp_path
+
+
+def test_page_opens_on_the_summary_of_the_newest_machine_and_draws_only_the_open_tab(monkeypatch, tmp_path):
+    page = run_app(monkeypatch, two_machines(tmp_path))
+    assert not page.exception and not page.error and not page.warning
+    assert page.subheader[0].value == "Summary"
+    assert page.multiselect(key="filter_machine").value == [INTEL_LABEL]
+    assert set(page.dataframe[0].value["machine"]) == {INTEL_LABEL}
+    assert [t.label for t in page.tabs] == [*TABS, "Compare", "Runs and downloads"]
+    assert [h.value for h in page.subheader] == ["Summary", *(c.title for c in FIRST_TAB)]
+    assert chart_count(page) == len(FIRST_TAB)
     assert [m.label for m in page.multiselect] == [f.label for f in data.FILTERS]
+    run_options = page.multiselect(key="filter_run").options
+    assert "2026-01-06 12:00 UTC · Intel Xeon @ intel-host (intel-ma) · intel.parquet" in run_options
+
+    for tab in TABS[1:]:
+        open_tab(page, tab)
+        charts = [c for c in CHARTS if c.tab == tab]
+        assert not page.exception, tab
+        assert [h.value for h in page.subheader] == ["Summary", *(c.title for c in charts)], tab
+        assert chart_count(page) == len(charts), tab
+
+
+def test_two_machines_with_the_same_points_stay_apart_with_a_notice(monkeypatch, tmp_path):
+    page = run_app(monkeypatch, two_machines(tmp_path))
+    page.multiselect(key="filter_machine").select(AMD_LABEL).run()
+    assert any("spans 2 machines" in w.value for w in page.warning)
+    table = page.dataframe[0].value
+    ok = table[table["status"] == "ok"]
+    per_point = ok.groupby(["cell", "backend", "T", "H", "B"])["machine"].agg(sorted)
+    assert (per_point.map(tuple) == (AMD_LABEL, INTEL_LABEL)).all()  # every point twice, never pooled
+    for machine, path in ((AMD_LABEL, "amd.parquet"), (INTEL_LABEL, "intel.parquet")):
+        alone = summary.summarize(store.read(tmp_path / path)[0])
+        mine = ok[ok["machine"] == machine].sort_values(["backend", "T", "H", "B", "cell"])
+        assert mine["median µs/step"].tolist() == pytest.approx(
+            alone.loc[alone["status"] == "ok", "median_us"].tolist())
+
+    both = pd.concat([store.read(tmp_path / "amd.parquet")[0], store.read(tmp_path / "intel.parquet")[0]])
+    figure = next(c for c in CHARTS if c.key == "time_vs_hidden").build(both)
+    panels = [a.text for a in figure.layout.annotations]
+    assert "float · AMD EPYC (Zen 4) @ bench-host (syntheti)" in panels
+    assert "float · Intel Xeon @ intel-host (intel-ma)" in panels
+    for trace in figure.data:
+        if trace.customdata is not None:
+            assert len({row[-2] for row in trace.customdata}) == 1, trace.name  # one machine per series
+    assert len(speedups(both)) == 2 * len(speedups(store.read(tmp_path / "amd.parquet")[0]))
+
+
+def test_summary_table_figures_are_the_sweeps_summary(monkeypatch, tmp_path):
+    out = tmp_path / "sweep.parquet"
+    result = CliRunner().invoke(app, ["sweep", "--cells", "gru,reluadd", "--backends", "float",
+                                      "--seq-lens", "6", "--hidden", "8,16", "--input-size", "3",
+                                      "--min-time", "0.01", "--repeats", "3", "--format", "json",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    printed = pd.DataFrame(json.loads(result.stdout))
+    page = run_app(monkeypatch, out)
+    shown = page.dataframe[0].value
+    assert len(shown) == len(printed) == 4
+    for column, printed_column in (("median µs/step", "median_us"), ("IQR µs", "iqr_us"),
+                                   ("vs GRU", "vs_gru"), ("n", "samples"), ("H", "hidden_size")):
+        assert shown[column].tolist() == pytest.approx(printed[printed_column].tolist()), column
+    rows = store.read(out)[0]
+    _, markdown = data.summary_downloads(data.summary_table(rows), data.accuracy_summary(rows))
+    assert summary.format_markdown(summary.summarize(rows)) in markdown.decode()
+
+
+def test_compare_in_the_page_matches_rnnbench_compare(monkeypatch, tmp_path):
+    write_results(tmp_path / "a.parquet", run_id="runA")
+    write_results(tmp_path / "b.parquet", run_id="runB", seed=1, days_later=1)
+    page = open_tab(run_app(monkeypatch, tmp_path), "Compare")
+    assert page.selectbox(key="compare_baseline").value.startswith("run: 2026-01-05")
+    assert page.selectbox(key="compare_candidate").value.startswith("run: 2026-01-06")
+    shown = page.dataframe[-1].value.set_index("point_id")
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet"),
+                                      "--format", "json"])
+    cli = json.loads(result.stdout)
+    points = pd.DataFrame(cli["points"]).set_index("point_id")
+    assert sorted(shown.index) == sorted(points.index)
+    assert shown["mark"].to_dict() == points["mark"].to_dict()
+    compared = points["ratio"].notna()
+    assert shown.loc[compared[compared].index, "ratio"].tolist() == pytest.approx(
+        points.loc[compared, "ratio"].tolist())
+    line = next(m.value for m in page.markdown if "geometric mean" in m.value)
+    assert f"over {cli['summary']['compared']} points: {cli['summary']['geomean_ratio']:.3f}" in line
+
+
+def test_a_link_value_that_matches_nothing_gets_a_notice(monkeypatch, tmp_path):
+    write_results(tmp_path / "a.parquet")
+    page = run_app(monkeypatch, tmp_path, query={"backend": ["float", "nosuch"], "hidden": "64"})
+    assert any("'nosuch'" in w.value and "Backend" in w.value for w in page.warning)
+    assert page.multiselect(key="filter_backend").value == ["float"]
+    assert page.multiselect(key="filter_hidden").value == [64]
 
 
 def test_page_filters_follow_and_update_the_url(monkeypatch, tmp_path):
@@ -199,12 +333,15 @@ def test_page_filters_follow_and_update_the_url(monkeypatch, tmp_path):
     assert page.multiselect(key="filter_backend").value == ["float"]
     total = len(as_stored(synthetic_rows()))
     float_rows = sum(r["backend"] == "float" for r in synthetic_rows())
-    assert any(f"{float_rows} of {total} rows selected" in c.value for c in page.caption)
+    assert any(c.value.startswith(f"{float_rows} of {total} rows") for c in page.caption)
 
     page.multiselect(key="filter_cell").select("gru").run()
     url = {k: [v] if isinstance(v, str) else list(v) for k, v in page.query_params.items()}
-    assert url == {"cell": ["gru"], "backend": ["float"]}
-    assert chart_count(page) == len(CHARTS) and not page.exception
+    assert url == {"machine": [AMD_LABEL], "cell": ["gru"], "backend": ["float"]}
+    assert chart_count(page) == len(FIRST_TAB) and not page.exception
+
+    open_tab(page, "Encrypted")  # the float filter hides the CKKS rows: say so, not "never run"
+    assert "Filtered out" in page.get("plotly_chart")[0].proto.spec
 
     page.multiselect(key="filter_hidden").select(16).run()  # float has H=16, but combined with ...
     page.multiselect(key="filter_backend").unselect("float").select("ckks").run()
@@ -222,14 +359,37 @@ def test_page_reports_bad_files_and_loads_the_rest(monkeypatch, tmp_path):
     assert any("corrupt.parquet" in m and "not a readable Parquet file" in m for m in messages)
     assert any("other.parquet" in m and "not an rnnbench results file" in m for m in messages)
     assert any("missing" in m and "no such file" in m for m in messages)
-    assert chart_count(page) == len(CHARTS) and not page.exception
+    assert chart_count(page) == len(FIRST_TAB) and not page.exception
 
 
-def test_page_without_results_shows_a_hint(monkeypatch, tmp_path):
+def test_without_results_of_its_own_the_page_shows_the_reference_results(monkeypatch, tmp_path):
     page = run_app(monkeypatch, tmp_path)
+    assert "showing the shipped reference results" in page.info[0].value
+    assert not page.error and chart_count(page) == len(FIRST_TAB) and not page.exception
+    page.toggle(key="reference").set_value(False).run()
     assert "No results loaded" in page.info[0].value
     assert "no results files" in page.error[0].value
     assert chart_count(page) == 0 and not page.exception
+
+
+def test_every_accuracy_row_is_on_the_accuracy_charts(rows):
+    untimed = as_stored([dict(r, backend="ckks", backend_params='{"poly_degree": 15}',
+                              point_id=r["point_id"] + "-deg15", n_eval=256)
+                         for r in synthetic_rows() if r["kind"] == "accuracy" and r["backend"] == "ckks"])
+    both = pd.concat([rows, untimed], ignore_index=True)
+    points = accuracy_points(both)
+    assert len(points) == 18 + 6
+    by_backend = next(c for c in CHARTS if c.key == "accuracy_by_backend").build(both)
+    bars = [t for t in by_backend.data if t.type == "bar"]
+    assert sum(len(t.x) for t in bars) == len(points)
+    assert any("no float reference" in a.text for a in by_backend.layout.annotations)  # the new rows
+    assert all("n=" in x and "H=" in x for t in bars for x in t.x)
+    vs_cost = next(c for c in CHARTS if c.key == "accuracy_vs_cost").build(both)
+    markers = [t for t in vs_cost.data if t.mode == "markers" and t.x[0] is not None]
+    assert sum(len(t.x) for t in markers) == len(points)
+    untimed_count = accuracy_with_cost(both)["cost_us"].isna().sum()
+    assert untimed_count >= 6
+    assert any(f"{untimed_count} rows without timing" in a.text for a in vs_cost.layout.annotations)
 
 
 # rnnbench report and rnnbench dashboard (input checks) ---------------------------------------------

@@ -232,7 +232,7 @@ def log_ticks(values: Iterable[float]) -> list[float]:
     decades = high - low
     steps = (1, 1.5, 2, 3, 5, 7) if decades <= 2 else (1, 2, 5) if decades <= 3 else (1, 3) \
         if decades <= 6 else (1,)
-    ticks = [m * 10.0 ** e for e in range(low, high + 1) for m in steps]
+    ticks = [float(f"{m * 10.0 ** e:.6g}") for e in range(low, high + 1) for m in steps]
     below = [t for t in ticks if t <= min(values)]
     above = [t for t in ticks if t >= max(values)]
     lo, hi = (below[-1] if below else ticks[0]), (above[0] if above else ticks[-1])

@@ -108,7 +108,7 @@ def speedup_chart(rows: pd.DataFrame) -> go.Figure:
         log_axis(fig, "y", [*panel["low"], *panel["high"], 1.0, claim], row, col)
     traces.into(fig)
     fig.update_xaxes(title_text="hidden size H")
-    fig.update_yaxes(title_text="speedup (x)")
+    fig.update_yaxes(type="log", title_text="speedup (x)")
     fig.update_layout(title=title)
     return legend_below(fig, table["baseline"].nunique() + len(symbols) + 3)
 
