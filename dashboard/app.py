@@ -72,7 +72,7 @@ def _filters(rows: pd.DataFrame, runs: list) -> dict[str, list]:
                 f"{label} {', '.join(map(repr, values))} from the link matches nothing loaded; ignored.")
         if not params.get("machine"):
             from_url["machine"] = views.default_selection(rows)["machine"]
-    labels = {"run_id": data.run_labels(rows, runs)}
+    labels = data.filter_names(rows, runs)
     selection = {}
     for f in data.FILTERS:
         options = data.filter_options(rows, f.column)
@@ -103,7 +103,8 @@ def main() -> None:
     if selected.empty:
         st.warning("No rows match this selection. Clear or widen a filter in the sidebar.")
         return
-    machines = data.filter_options(selected, "machine")
+    names = data.filter_names(selected, [])["machine"]
+    machines = [names[m] for m in data.filter_options(selected, "machine")]
     if len(machines) > 1:
         st.warning(f"This selection spans {len(machines)} machines ({'; '.join(machines)}). Their numbers "
                    "are kept apart: separate panels or series in every chart, a machine column in the "
@@ -171,8 +172,12 @@ def _compare(rows: pd.DataFrame, runs: list) -> None:
     if baseline == candidate:
         st.info("Pick two different runs or machines.")
         return
-    table, summary, note = data.compare_rows(data.rows_of(rows, choices[baseline]),
-                                             data.rows_of(rows, choices[candidate]))
+    try:
+        table, summary, note = data.compare_rows(data.rows_of(rows, choices[baseline]),
+                                                 data.rows_of(rows, choices[candidate]))
+    except comparison.MixedMachines as exc:
+        st.error(f"Cannot compare: {exc}.")
+        return
     if note:
         st.warning(f"Different machines: {note}. The ratios mix machine and code.", icon="🖥️")
     st.markdown(f"**{comparison.summary_line(summary)}**")

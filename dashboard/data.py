@@ -12,9 +12,10 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from dashboard.charts.common import machine_labels, with_machine
+from dashboard.charts.common import format_params, machine_names
 from rnnbench.results import compare as comparison
-from rnnbench.results import store, summary
+from rnnbench.results import queries, store, summary
+from rnnbench.results.queries import with_machine
 
 DEFAULT_RESULTS = "results"
 # The results shipped with rnnbench, kept apart from a user's own sweeps (which go to results/).
@@ -94,12 +95,13 @@ def combine(*loaded: Loaded) -> Loaded:
 def runs_table(rows: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One line per loaded run: its label, when, on which machine, from which commit, how many points."""
     counts = rows.groupby("run_id").agg(points=("point_id", "nunique"), rows=("point_id", "size"))
-    machines = with_machine(rows).drop_duplicates("run_id").set_index("run_id")["machine"]
+    first = with_machine(rows).drop_duplicates("run_id")
+    machines = dict(zip(first["run_id"], machine_names(first), strict=True))
     lines = []
     for run in runs:
         env = run.get("env") or {}
         commit = (env.get("git_commit") or "")[:10] + ("+dirty" if env.get("git_dirty") else "")
-        machine = machines.get(run.get("run_id")) or machine_labels(pd.DataFrame([env])).iloc[0]
+        machine = machines.get(run.get("run_id")) or env.get("cpu_model") or "unknown machine"
         started = pd.to_datetime(run.get("started_at"), utc=True, errors="coerce")
         date = started.strftime("%Y-%m-%d %H:%M UTC") if pd.notna(started) else "undated"
         file = Path(run.get("source_file", "")).name
@@ -117,11 +119,19 @@ def runs_table(rows: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) -> pd.Data
 
 def run_labels(rows: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Run id -> "date · machine · file", how the page names a run."""
-    return dict(zip(runs_table(rows, runs)["run"], runs_table(rows, runs)["label"], strict=True))
+    table = runs_table(rows, runs)
+    return dict(zip(table["run"], table["label"], strict=True))
+
+
+def filter_names(rows: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) -> dict[str, dict]:
+    """How a filter shows its values where the stored value is a key: machines and runs by name."""
+    rows = with_machine(rows)
+    return {"machine": dict(zip(rows[queries.MACHINE], machine_names(rows), strict=True)),
+            "run_id": run_labels(rows, runs)}
 
 
 def newest_machine(rows: pd.DataFrame) -> str | None:
-    """The machine of the newest run: the dashboard's default view."""
+    """The machine (key) of the newest run: the dashboard's default view."""
     dated = with_machine(rows).dropna(subset=["started_at"])
     if dated.empty:
         return None
@@ -190,28 +200,19 @@ def results_file_bytes(rows: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) ->
 # Summary tables: the same functions as `rnnbench sweep`'s summary, applied per machine -----------
 
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """:func:`rnnbench.results.summary.summarize` per machine: one line per point and machine,
-    median µs/step, IQR and the ratio to GRU on the same backend, configuration and machine."""
-    rows = with_machine(rows)
-    parts = [summary.summarize(group).assign(machine=machine)
-             for machine, group in rows.groupby("machine", sort=True)
-             if (group["kind"].fillna("timing") == "timing").any()]
-    if not parts:
-        return pd.DataFrame(columns=["machine", *summary.POINT_KEYS, "status", "samples", "median_us",
-                                     "iqr_us", "vs_gru"])
-    table = pd.concat(parts, ignore_index=True)
-    return table[["machine", *[c for c in table.columns if c != "machine"]]]
+    """:func:`rnnbench.results.summary.summarize` with each machine's name: one line per point and
+    machine, median µs/step, IQR and the ratio to GRU on the same backend, configuration and machine."""
+    table = summary.summarize(with_machine(rows))
+    return table.assign(machine_name=table[queries.MACHINE].map(filter_names(rows, [])["machine"]))
 
 
-SUMMARY_VIEW = {"cell": "cell", "backend": "backend", "backend_params": "params", "seq_len": "T",
-                "hidden_size": "H", "batch_size": "B", "status": "status", "samples": "n",
-                "median_us": "median µs/step", "iqr_us": "IQR µs", "vs_gru": "vs GRU", "machine": "machine"}
+SUMMARY_VIEW = {"machine_name": "machine", "cell": "cell", "backend": "backend", "backend_params": "params",
+                "seq_len": "T", "hidden_size": "H", "batch_size": "B", "status": "status", "samples": "n",
+                "median_us": "median µs/step", "iqr_us": "IQR µs", "vs_gru": "vs GRU"}
 
 
 def summary_view(table: pd.DataFrame) -> pd.DataFrame:
     """The summary table as the page shows it: short column names, parameters as ``k=v``."""
-    from dashboard.charts.common import format_params
-
     view = table[list(SUMMARY_VIEW)].rename(columns=SUMMARY_VIEW)
     view["params"] = view["params"].map(format_params)
     view["status"] = [s if s == "ok" else f"{s}: {m}" for s, m in
@@ -220,30 +221,26 @@ def summary_view(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def accuracy_summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """:func:`rnnbench.results.summary.accuracy_table` per machine, with the difference from float
-    on the same task, cell, model and evaluation set."""
-    rows = with_machine(rows)
-    parts = [summary.accuracy_table(group).assign(machine=machine)
-             for machine, group in rows.groupby("machine", sort=True) if (group["kind"] == "accuracy").any()]
-    if not parts:
-        return pd.DataFrame(columns=[*summary.ACCURACY_COLUMNS, "vs_float", "machine"])
-    table = pd.concat(parts, ignore_index=True)
-    keys = ["task", "metric", "cell", "hidden_size", "seq_len", "seed", "n_eval", "machine"]
+    """:func:`rnnbench.results.summary.accuracy_table` with ``vs_float``, the difference from float
+    on the same task, cell, model, evaluation set and machine, and the machine's name."""
+    table = summary.accuracy_table(with_machine(rows))
+    keys = ["task", "metric", "cell", "hidden_size", "seq_len", "seed", "n_eval", queries.MACHINE]
     floats = table[(table["backend"] == "float") & (table["status"] == "ok")]
     reference = floats.drop_duplicates(keys, keep="last").set_index(keys)["metric_value"]
-    matched = reference.reindex(pd.MultiIndex.from_frame(table[keys])).to_numpy()
+    matched = reference.reindex(pd.MultiIndex.from_frame(table[keys])).to_numpy() if len(table) else []
     table["vs_float"] = table["metric_value"] - matched
+    machines = filter_names(rows, [])["machine"]
+    table["machine"] = table[queries.MACHINE].map(machines)
     return table
 
 
 def summary_downloads(table: pd.DataFrame, accuracy: pd.DataFrame) -> tuple[bytes, bytes]:
-    """The summary tables as CSV and as Markdown (the sweep's own Markdown writer for timing)."""
+    """The summary tables as CSV and as Markdown (the sweep's own Markdown writers)."""
     csv = table.to_csv(index=False)
-    markdown = "\n\n".join(
-        f"### {machine}\n\n{summary.format_markdown(part)}" for machine, part in table.groupby("machine"))
+    markdown = summary.format_markdown(table)
     if not accuracy.empty:
         csv += "\n" + accuracy.to_csv(index=False)
-        markdown += "\n\n### Accuracy\n\n" + summary.markdown(accuracy)
+        markdown += "\n\n" + queries.markdown(accuracy)
     return csv.encode(), (markdown + "\n").encode()
 
 
@@ -254,8 +251,8 @@ def compare_choices(rows: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) -> di
     runs newest first, then machines."""
     table = runs_table(rows, runs)
     choices = {f"run: {r.label}": ("run", r.run) for r in table.itertuples()}
-    for machine in filter_options(with_machine(rows), "machine"):
-        choices[f"machine: {machine} (newest run of each point)"] = ("machine", machine)
+    for machine, name in filter_names(rows, runs)["machine"].items():
+        choices[f"machine: {name} (newest run of each point)"] = ("machine", machine)
     return choices
 
 

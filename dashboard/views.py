@@ -18,8 +18,8 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.charts import CHARTS, TABS
-from dashboard.charts.common import with_machine
 from rnnbench.results import store
+from rnnbench.results.queries import with_machine
 
 View = tuple  # (files, uploads digest, selection): what the charts of a page depend on
 

@@ -238,7 +238,7 @@ def test_page_opens_on_the_summary_of_the_newest_machine_and_draws_only_the_open
     page = run_app(monkeypatch, two_machines(tmp_path))
     assert not page.exception and not page.error and not page.warning
     assert page.subheader[0].value == "Summary"
-    assert page.multiselect(key="filter_machine").value == [INTEL_LABEL]
+    assert page.multiselect(key="filter_machine").value == ["intel-machine"]
     assert set(page.dataframe[0].value["machine"]) == {INTEL_LABEL}
     assert [t.label for t in page.tabs] == [*TABS, "Compare", "Runs and downloads"]
     assert [h.value for h in page.subheader] == ["Summary", *(c.title for c in FIRST_TAB)]
@@ -257,7 +257,7 @@ def test_page_opens_on_the_summary_of_the_newest_machine_and_draws_only_the_open
 
 def test_two_machines_with_the_same_points_stay_apart_with_a_notice(monkeypatch, tmp_path):
     page = run_app(monkeypatch, two_machines(tmp_path))
-    page.multiselect(key="filter_machine").select(AMD_LABEL).run()
+    page.multiselect(key="filter_machine").select("synthetic-machine").run()
     assert any("spans 2 machines" in w.value for w in page.warning)
     table = page.dataframe[0].value
     ok = table[table["status"] == "ok"]
@@ -277,6 +277,7 @@ def test_two_machines_with_the_same_points_stay_apart_with_a_notice(monkeypatch,
     for trace in figure.data:
         if trace.customdata is not None:
             assert len({row[-2] for row in trace.customdata}) == 1, trace.name  # one machine per series
+    assert {"synthetic-machine", "intel-machine"} == set(speedups(both)["machine"])
     assert len(speedups(both)) == 2 * len(speedups(store.read(tmp_path / "amd.parquet")[0]))
 
 
@@ -337,7 +338,7 @@ def test_page_filters_follow_and_update_the_url(monkeypatch, tmp_path):
 
     page.multiselect(key="filter_cell").select("gru").run()
     url = {k: [v] if isinstance(v, str) else list(v) for k, v in page.query_params.items()}
-    assert url == {"machine": [AMD_LABEL], "cell": ["gru"], "backend": ["float"]}
+    assert url == {"machine": ["synthetic-machine"], "cell": ["gru"], "backend": ["float"]}
     assert chart_count(page) == len(FIRST_TAB) and not page.exception
 
     open_tab(page, "Encrypted")  # the float filter hides the CKKS rows: say so, not "never run"

@@ -14,15 +14,16 @@ from dashboard.charts.common import (
     empty_figure,
     legend_below,
     log_axis,
+    machine_names,
     ok_status,
     point_table,
     series_labels,
     series_sort_key,
     symbol_map,
     varying_params,
-    with_machine,
 )
 from dashboard.charts.cost_model import OP_COLUMNS
+from rnnbench.results import queries
 
 _MATCH_KEYS = ["cell", "backend", "backend_params", "hidden_size", "machine"]
 # A backend's accuracy is compared with float on the same task, cell, model and evaluation set.
@@ -46,11 +47,9 @@ def pareto_front(frame: pd.DataFrame, cost: str, value: str, higher: bool) -> pd
 def accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
     """Every successful accuracy point, its latest run per machine, with ``float_value``
     (float's value of the same task, cell, model and evaluation set) and ``vs_float``."""
-    rows = with_machine(rows)
-    kind = rows["kind"].fillna("timing")
-    accuracy = rows[(kind == "accuracy") & ok_status(rows)].dropna(subset=["metric", "metric_value"])
-    accuracy = (accuracy.sort_values("started_at").drop_duplicates(["point_id", "machine"], keep="last")
-                .reset_index(drop=True))
+    accuracy = queries.latest_runs(rows, "accuracy")
+    accuracy = accuracy[ok_status(accuracy)].dropna(subset=["metric", "metric_value"]).reset_index(drop=True)
+    accuracy["machine_name"] = machine_names(accuracy)
     floats = accuracy[accuracy["backend"] == "float"].drop_duplicates(_REFERENCE_KEYS, keep="last")
     reference = floats.set_index(_REFERENCE_KEYS)["metric_value"]
     keys = pd.MultiIndex.from_frame(accuracy[_REFERENCE_KEYS])
@@ -62,7 +61,7 @@ def accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _panels(table: pd.DataFrame) -> list[tuple]:
     """One panel per task and metric (and machine, when there are several)."""
-    keys = ["task", "metric"] + (["machine"] if table["machine"].nunique() > 1 else [])
+    keys = ["task", "metric"] + (["machine_name"] if table["machine"].nunique() > 1 else [])
     return sorted(table.groupby(keys).groups)
 
 
@@ -91,7 +90,7 @@ def accuracy_by_backend(rows: pd.DataFrame) -> go.Figure:
     traces = Traces()
     add_cell_entries(traces, table["cell"])
     for col, key in enumerate(panels, start=1):
-        panel = table[(table[["task", "metric", "machine"][:len(key)]] == list(key)).all(axis=1)]
+        panel = table[(table[["task", "metric", "machine_name"][:len(key)]] == list(key)).all(axis=1)]
         order = sorted(panel["x"].unique(), key=lambda x: (0 if x.startswith("float") else 1,
                                                            series_sort_key(x)))
         for row, part, value in ((1, panel[panel["float_value"].notna()], "vs_float"),
@@ -103,7 +102,7 @@ def accuracy_by_backend(rows: pd.DataFrame) -> go.Figure:
                     x=group["x"], y=group[value], name=cell, legendgroup=cell, showlegend=False,
                     offsetgroup=cell, marker_color=colour(cell),
                     customdata=group[["metric_value", "float_value", "n_eval", "hidden_size",
-                                      "backend_params", "run_id", "machine"]].to_numpy(),
+                                      "backend_params", "run_id", "machine_name"]].to_numpy(),
                     hovertemplate=(f"{cell} · %{{x}}<br>{key[1]} %{{customdata[0]:.4g}} "
                                    "(float %{customdata[1]:.4g})<br>difference %{y:+.4f}<br>"
                                    "n_eval=%{customdata[2]} · H=%{customdata[3]}<br>%{customdata[4]}"
@@ -166,7 +165,7 @@ def accuracy_vs_cost(rows: pd.DataFrame) -> go.Figure:
                               marker={"symbol": symbol, "color": "#777", "size": 10}, hoverinfo="skip"))
     col = 0
     for key in panels:
-        panel = table[(table[["task", "metric", "machine"][:len(key)]] == list(key)).all(axis=1)]
+        panel = table[(table[["task", "metric", "machine_name"][:len(key)]] == list(key)).all(axis=1)]
         metric = key[1]
         for lane in lanes:
             col += 1
@@ -201,17 +200,16 @@ def accuracy_vs_cost(rows: pd.DataFrame) -> go.Figure:
 def training_curves(rows: pd.DataFrame) -> go.Figure:
     """Metric vs training step per task and metric, colour per cell, one line per configuration."""
     title = "Training curves"
-    kind = rows["kind"].fillna("timing")
-    curves = with_machine(rows[(kind == "train_curve")].dropna(subset=["train_step", "metric_value",
-                                                                     "metric"]))
-    latest_run = curves.drop_duplicates("point_id", keep="last").set_index("point_id")["run_id"]
-    curves = curves[curves["run_id"] == curves["point_id"].map(latest_run)]  # a retrained model replaces
+    # A retrained model replaces the older curve; another machine's curve stays beside it.
+    curves = queries.latest_runs(rows, "train_curve").dropna(subset=["train_step", "metric_value", "metric"])
     if curves.empty:
         return empty_figure(title, "No training curves in the selection (run rnnbench train first).")
     panels = sorted(curves.groupby(["task", "metric"]).groups)
     fig = make_subplots(rows=1, cols=len(panels), horizontal_spacing=0.08,
                         subplot_titles=[f"{task}: {metric}" for task, metric in panels])
     labels = series_labels(curves, exclude=["cell", "task", "backend"])
+    if curves["machine"].nunique() > 1:
+        labels = (labels + " · " + machine_names(curves)).str.strip(" ·")
     dashes = dict(zip(sorted(labels.unique(), key=series_sort_key),
                       ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"] * 4, strict=False))
     traces = Traces()

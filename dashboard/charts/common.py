@@ -1,7 +1,7 @@
 """What every chart shares: per-point statistics, series labels, colours, facets, empty figures.
 
 Charts read only stored columns and get their statistics from :mod:`rnnbench.results.stats`
-and :mod:`rnnbench.results.summary`, so the dashboard, the summary table and ``compare``
+and :mod:`rnnbench.results.queries`, so the dashboard, the summary table and ``compare``
 agree on every number.
 """
 
@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from rnnbench.results import stats, summary
+from rnnbench.results import queries, stats
 
 CELL_COLOURS = {"gru": "#1f77b4", "lstm": "#ff7f0e", "reluadd": "#2ca02c"}
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
@@ -64,67 +64,48 @@ def ok_status(rows: pd.DataFrame) -> pd.Series:
     return rows["status"].fillna("ok") == "ok"
 
 
-def machine_labels(rows: pd.DataFrame) -> pd.Series:
-    """Each row's machine: CPU model, host name and the start of the machine id.
+def machine_names(rows: pd.DataFrame) -> pd.Series:
+    """Each row's machine as people read it: CPU model @ host name (start of the machine key).
 
-    Part of a point's identity everywhere in the dashboard: two machines' numbers are
-    never pooled, joined by a line or put in one ratio.
+    The key itself (:func:`rnnbench.results.queries.machine_key`) is part of a point's
+    identity; this is only its label in panel titles, legends, hovers and tables.
     """
-    if "machine" in rows:
-        return rows["machine"]
+    rows = queries.with_machine(rows)
     if rows.empty:
         return pd.Series([], index=rows.index, dtype=object)
-    frame = rows.reindex(columns=["cpu_model", "hostname", "machine_id"]).astype(object)
+    frame = rows.reindex(columns=["cpu_model", "hostname", queries.MACHINE]).astype(object)
     frame = frame.where(frame.notna(), "")
     return pd.Series([
-        " @ ".join(v for v in (cpu, host) if v) + (f" ({mid[:8]})" if mid else "") or "unknown machine"
-        for cpu, host, mid in frame.itertuples(index=False)], index=rows.index, dtype=object)
-
-
-def with_machine(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with a ``machine`` column (see :func:`machine_labels`)."""
-    return rows if "machine" in rows else rows.assign(machine=machine_labels(rows))
-
-
-def latest_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(points, samples)`` as :func:`rnnbench.results.summary.latest_points`, per machine.
-
-    Within one machine the newest run of a point wins, exactly as in the sweep's summary
-    table; two machines' runs of a point stay two points.
-    """
-    rows = with_machine(rows)
-    parts = [summary.latest_points(group) for _, group in rows.groupby("machine", sort=True)]
-    if not parts:
-        latest, samples = summary.latest_points(rows)
-        return latest, samples
-    return (pd.concat([p for p, _ in parts], ignore_index=True),
-            pd.concat([s for _, s in parts], ignore_index=True))
+        " @ ".join(v for v in (cpu, host) if v) + f" ({key[:8]})" if cpu or host else key
+        for cpu, host, key in frame.itertuples(index=False)], index=rows.index, dtype=object)
 
 
 def point_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per successfully measured timing point and machine (its latest run), with quartiles.
+    """One line per successfully measured timing point and machine (its newest run), with quartiles.
 
     Columns: every stored column of the point's rows (its facts: cost model, errors,
-    CKKS counters) plus ``n``, ``q1``, ``median``, ``q3`` of the time per step in seconds,
-    and, over all runs of the point on that machine, ``runs`` and the lowest and highest
-    run median (``run_low``, ``run_high``): how much reruns disagree.
+    CKKS counters), ``machine`` and its label ``machine_name``, ``n``, ``q1``, ``median``,
+    ``q3`` of the time per step in seconds, and, over all runs of the point on that
+    machine, ``runs`` and the lowest and highest run median (``run_low``, ``run_high``):
+    how much reruns disagree.
     """
-    rows = with_machine(rows)
-    latest, samples = latest_points(rows)
+    rows = queries.with_machine(rows)
+    latest, samples = queries.latest_points(rows)
+    latest = latest.assign(machine_name=machine_names(latest))
     columns = {"n": 0, "q1": np.nan, "median": np.nan, "q3": np.nan, "runs": 0, "run_low": np.nan,
                "run_high": np.nan}
     if samples.empty:
         return latest.iloc[0:0].assign(**columns)
-    keys = ["point_id", "machine"]
+    keys = queries.IDENTITY
     quartiles = samples.groupby(keys)["time_per_step_s"].agg(lambda s: stats.quartiles(s.to_numpy()))
     table = latest.set_index(keys)
     table = table[table.index.isin(quartiles.index)].copy()
     table["n"] = samples.groupby(keys).size().reindex(table.index)
     for i, name in enumerate(("q1", "median", "q3")):
         table[name] = quartiles.str[i].reindex(table.index)
-    all_runs = summary.timed_samples(rows).groupby([*keys, "run_id"])["time_per_step_s"].median()
-    per_point = all_runs.groupby(level=keys)
-    table["runs"] = per_point.size().reindex(table.index).fillna(1).astype(int)
+    run_medians = queries.timed_samples(rows).groupby([*keys, "run_id"])["time_per_step_s"].median()
+    per_point = run_medians.groupby(level=keys)
+    table["runs"] = queries.runs_per_point(rows).reindex(table.index).fillna(1).astype(int)
     table["run_low"] = per_point.min().reindex(table.index)
     table["run_high"] = per_point.max().reindex(table.index)
     return table.reset_index()
@@ -192,14 +173,14 @@ def series_sort_key(label: str) -> list:
 def panel_titles(frame: pd.DataFrame, keys: Sequence[str] = ("backend", "batch_size")) -> pd.Series:
     """A panel title per row: the backend, then each of ``keys`` that varies, then the machine
     when the frame holds more than one (machines are never drawn in one panel)."""
-    frame = with_machine(frame)
+    frame = queries.with_machine(frame)
     parts = [frame[keys[0]].astype(str)]
     for key in keys[1:]:
         if frame[key].nunique(dropna=False) > 1:
             short = SERIES_KEYS.get(key, key)
             parts.append(frame[key].map(lambda v, s=short: f"{s}={v}" if s else str(v)))
-    if frame["machine"].nunique() > 1:
-        parts.append(frame["machine"].astype(str))
+    if frame[queries.MACHINE].nunique() > 1:
+        parts.append(machine_names(frame))
     joined = parts[0]
     for part in parts[1:]:
         joined = joined.str.cat(part, sep=" · ")
@@ -343,7 +324,7 @@ def provenance(frame: pd.DataFrame) -> np.ndarray:
     return np.stack([
         frame["runs"].to_numpy(),
         frame["run_low"].to_numpy() * 1e6, frame["run_high"].to_numpy() * 1e6,
-        frame["run_id"].astype(str).to_numpy(), frame["machine"].astype(str).to_numpy(),
+        frame["run_id"].astype(str).to_numpy(), frame["machine_name"].astype(str).to_numpy(),
         dates.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("").to_numpy(),
     ], axis=-1)
 

@@ -49,7 +49,7 @@ def cost_model_chart(rows: pd.DataFrame) -> go.Figure:
                          marker_color="#555", legendgroup="rel", legendgrouptitle_text="relative cost",
                          hovertemplate=hover), row=1, col=2)
     several = points["machine"].nunique() > 1
-    for (backend, machine), group in points.groupby(["backend", "machine"]):
+    for (backend, machine), group in points.groupby(["backend", "machine_name"]):
         median = group.set_index("cell")["median"]
         if reference not in median:
             continue

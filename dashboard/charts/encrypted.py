@@ -55,7 +55,7 @@ def encrypted_chart(rows: pd.DataFrame) -> go.Figure:
     several = points["machine"].nunique() > 1
     points = points.assign(label=[
         " · ".join(filter(None, [cell, label, machine if several else ""]))
-        for cell, label, machine in zip(points["cell"], labels, points["machine"], strict=True)])
+        for cell, label, machine in zip(points["cell"], labels, points["machine_name"], strict=True)])
     if (labels == "").all():
         points["label"] = points["cell"] + " · " + points["backend"]
     points = points.sort_values("label", key=lambda s: s.map(series_sort_key))
@@ -71,7 +71,7 @@ def encrypted_chart(rows: pd.DataFrame) -> go.Figure:
         x=x, y=points["median"], marker_color=[colour(c) for c in cells], showlegend=False,
         error_y={"type": "data", "symmetric": False, "array": points["q3"] - points["median"],
                  "arrayminus": points["median"] - points["q1"]},
-        customdata=points[["q1", "q3", "n", "run_id", "machine"]].to_numpy(),
+        customdata=points[["q1", "q3", "n", "run_id", "machine_name"]].to_numpy(),
         hovertemplate=("%{x}<br>median %{y:.3g} s/step<br>IQR %{customdata[0]:.3g}–%{customdata[1]:.3g}"
                        "<br>n=%{customdata[2]}<br>run %{customdata[3]} · %{customdata[4]}<extra></extra>")),
         1, 1)

@@ -52,7 +52,7 @@ def integer_error_chart(rows: pd.DataFrame) -> go.Figure:
     several = points["machine"].nunique() > 1
     labels = series_labels(points, exclude=["backend", "backend_params", "cell", "task", "seed", "machine"])
     if several:
-        labels = (labels + " · " + points["machine"]).str.strip(" ·")
+        labels = (labels + " · " + points["machine_name"]).str.strip(" ·")
     symbols = symbol_map(labels)
     fig = make_subplots(rows=1, cols=len(ERRORS), subplot_titles=list(ERRORS.values()),
                         horizontal_spacing=0.1)

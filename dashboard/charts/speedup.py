@@ -12,15 +12,15 @@ from dashboard.charts.common import (
     colour,
     empty_figure,
     facets,
-    latest_points,
     legend_below,
     log_axis,
+    machine_names,
     panel_titles,
     series_labels,
     series_sort_key,
     symbol_map,
 )
-from rnnbench.results import stats, summary
+from rnnbench.results import queries, stats
 
 CANDIDATE = "reluadd"
 BASELINES = ("gru", "lstm")
@@ -29,7 +29,7 @@ ENCRYPTED = ("ckks", "tfhe")  # backend names (or prefixes) that compute on ciph
 # and 1.5x when encrypted. Each claim is drawn only on the panels it is about.
 FLOAT_CLAIM = (2.0, "paper's claim: 2x (float, integer)")
 ENCRYPTED_CLAIM = (1.5, "paper's claim: 1.5x (encrypted)")
-_PEER_KEYS = [k for k in summary.POINT_KEYS if k != "cell"] + ["machine"]
+_PEER_KEYS = queries.PEER_KEYS
 
 
 def is_encrypted(backend: str) -> bool:
@@ -47,12 +47,14 @@ def speedups(rows: pd.DataFrame) -> pd.DataFrame:
     Computed from the samples with :func:`rnnbench.results.stats.ratio_with_spread`; above 1
     means reluadd is faster. Both times come from the same machine, never from two.
     """
-    _, samples = latest_points(rows)
-    columns = [*_PEER_KEYS, "baseline", "speedup", "low", "high"]
+    _, samples = queries.latest_points(rows)
+    columns = [*_PEER_KEYS, "machine_name", "baseline", "speedup", "low", "high"]
     if samples.empty:
         return pd.DataFrame(columns=columns)
-    times = samples.groupby([*summary.POINT_KEYS, "machine"], dropna=False)["time_per_step_s"].apply(list)
+    times = samples.groupby([*queries.POINT_KEYS, queries.MACHINE], dropna=False)["time_per_step_s"]
+    times = times.apply(list)
     lines = []
+    names = dict(zip(samples[queries.MACHINE], machine_names(samples), strict=True))
     for peer, group in times.groupby(level=_PEER_KEYS, dropna=False):
         by_cell = dict(zip(group.index.get_level_values("cell"), group, strict=True))
         if CANDIDATE not in by_cell:
@@ -60,8 +62,9 @@ def speedups(rows: pd.DataFrame) -> pd.DataFrame:
         for baseline in BASELINES:
             if baseline in by_cell:
                 ratio, low, high = stats.ratio_with_spread(by_cell[baseline], by_cell[CANDIDATE])
-                lines.append({**dict(zip(_PEER_KEYS, peer, strict=True)), "baseline": baseline,
-                              "speedup": ratio, "low": low, "high": high})
+                peer_keys = dict(zip(_PEER_KEYS, peer, strict=True))
+                lines.append({**peer_keys, "machine_name": names[peer_keys[queries.MACHINE]],
+                              "baseline": baseline, "speedup": ratio, "low": low, "high": high})
     return pd.DataFrame(lines, columns=columns)
 
 
@@ -97,7 +100,7 @@ def speedup_chart(rows: pd.DataFrame) -> go.Figure:
                 marker={"color": colour(baseline), "symbol": symbols[label], "size": 9},
                 error_y={"type": "data", "symmetric": False, "array": line["high"] - line["speedup"],
                          "arrayminus": line["speedup"] - line["low"], "thickness": 1},
-                customdata=line[["low", "high", "machine"]].to_numpy(),
+                customdata=line[["low", "high", "machine_name"]].to_numpy(),
                 hovertemplate=(f"reluadd {name}<br>H=%{{x}}<br>speedup %{{y:.2f}}x "
                                "(50%: %{customdata[0]:.2f}–%{customdata[1]:.2f})<br>%{customdata[2]}"
                                "<extra></extra>")), row, col)

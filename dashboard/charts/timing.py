@@ -21,9 +21,8 @@ from dashboard.charts.common import (
     series_labels,
     series_sort_key,
     symbol_map,
-    with_machine,
 )
-from dashboard.charts.common import latest_points as machine_latest_points
+from rnnbench.results import queries
 
 NO_TIMING = "No successful timing samples in the selection."
 
@@ -124,7 +123,7 @@ def _slope_guides(traces: Traces, panel: pd.DataFrame, row: int, col: int) -> No
 def sample_boxes(rows: pd.DataFrame) -> go.Figure:
     """Every timed sample of every point as box plots: the noise behind each median."""
     title = "Raw samples per point (time per step, warm-up excluded)"
-    _, samples = machine_latest_points(with_machine(rows))
+    _, samples = queries.latest_points(rows)
     if samples.empty:
         return empty_figure(title, NO_TIMING)
     samples = samples.assign(config=series_labels(samples, exclude=[*WITHIN_PANEL]).replace("", "all"))
