@@ -88,6 +88,7 @@ def _filters(rows: pd.DataFrame, runs: list) -> dict[str, list]:
 
 
 def main() -> None:
+    st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
     st.title("rnnbench results")
     rows, runs, problems, signature, uploads = _load()
     for problem in problems:
@@ -130,19 +131,22 @@ def _summary(view: views.View, selected: pd.DataFrame) -> None:
     """The first screen: median µs/step per point with the ratio to GRU, and accuracy per cell."""
     table, accuracy = views.build_summary(view, selected)
     st.subheader("Summary", anchor="summary")
-    st.caption("Median µs per step of each point's newest run on its machine (warm-up excluded), "
-               "IQR, and the ratio to GRU on the same backend, configuration and machine: the numbers "
-               "`rnnbench sweep` prints. Click a column to sort.")
-    st.dataframe(data.summary_view(table), hide_index=True, width="stretch", height=320, key="summary_table",
-                 column_config={"median µs/step": st.column_config.NumberColumn(format="%.4g"),
-                                "IQR µs": st.column_config.NumberColumn(format="%.2g"),
-                                "vs GRU": st.column_config.NumberColumn(format="%.2f")})
-    if not accuracy.empty:
-        st.caption("Accuracy per cell and backend; `vs_float`: difference from float on the same task, "
-                   "cell, H and evaluation set (`n_eval`).")
-        st.dataframe(accuracy, hide_index=True, width="stretch", height=220, key="accuracy_table",
-                     column_config={"metric_value": st.column_config.NumberColumn(format="%.4f"),
-                                    "vs_float": st.column_config.NumberColumn(format="%+.4f")})
+    timing, right = st.columns([3, 2]) if not accuracy.empty else (st.container(), None)
+    timing.caption("Median µs per step of each point's newest run on its machine (warm-up excluded), "
+                   "IQR, and the ratio to GRU on the same backend, configuration and machine: what "
+                   "`rnnbench sweep` prints. Click a column to sort.")
+    timing.dataframe(data.summary_view(table), hide_index=True, width="stretch", height=280,
+                     key="summary_table",
+                     column_config={"median µs/step": st.column_config.NumberColumn(format="%.4g"),
+                                    "IQR µs": st.column_config.NumberColumn(format="%.2g"),
+                                    "vs GRU": st.column_config.NumberColumn(format="%.2f")})
+    if right is not None:
+        right.caption("Accuracy per cell and backend; `vs float`: the difference from float on the same "
+                      "task, cell, H and evaluation set (`n`).")
+        right.dataframe(data.accuracy_view(accuracy), hide_index=True, width="stretch", height=280,
+                        key="accuracy_table",
+                        column_config={"value": st.column_config.NumberColumn(format="%.4f"),
+                                       "vs float": st.column_config.NumberColumn(format="%+.4f")})
     downloads = functools.partial(data.summary_downloads, table, accuracy)
     left, right, _ = st.columns([1, 1, 4])
     left.download_button("Summary as CSV", lambda: downloads()[0], file_name="rnnbench-summary.csv",

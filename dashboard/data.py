@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from dashboard.charts.common import format_params, machine_names
+from dashboard.charts.common import machine_names, varying_params
 from rnnbench.results import compare as comparison
 from rnnbench.results import queries, store, summary
 from rnnbench.results.queries import with_machine
@@ -206,18 +206,20 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table.assign(machine_name=table[queries.MACHINE].map(filter_names(rows, [])["machine"]))
 
 
-SUMMARY_VIEW = {"machine_name": "machine", "cell": "cell", "backend": "backend", "backend_params": "params",
-                "seq_len": "T", "hidden_size": "H", "batch_size": "B", "status": "status", "samples": "n",
-                "median_us": "median µs/step", "iqr_us": "IQR µs", "vs_gru": "vs GRU"}
+# The page's column order: what a reader scans for first, long parameters last.
+SUMMARY_VIEW = {"cell": "cell", "backend": "backend", "seq_len": "T", "hidden_size": "H", "batch_size": "B",
+                "median_us": "median µs/step", "vs_gru": "vs GRU", "iqr_us": "IQR µs", "samples": "n",
+                "status": "status", "backend_params": "params", "machine_name": "machine"}
 
 
 def summary_view(table: pd.DataFrame) -> pd.DataFrame:
-    """The summary table as the page shows it: short column names, parameters as ``k=v``."""
+    """The summary table as the page shows it: short column names, the parameters that vary
+    within a backend as ``k=v``, and a machine column only when there are several machines."""
     view = table[list(SUMMARY_VIEW)].rename(columns=SUMMARY_VIEW)
-    view["params"] = view["params"].map(format_params)
+    view["params"] = varying_params(table) if len(table) else []
     view["status"] = [s if s == "ok" else f"{s}: {m}" for s, m in
                       zip(table["status"], table["error_message"].fillna(""), strict=True)]
-    return view
+    return view if table[queries.MACHINE].nunique() > 1 else view.drop(columns="machine")
 
 
 def accuracy_summary(rows: pd.DataFrame) -> pd.DataFrame:
@@ -229,9 +231,20 @@ def accuracy_summary(rows: pd.DataFrame) -> pd.DataFrame:
     reference = floats.drop_duplicates(keys, keep="last").set_index(keys)["metric_value"]
     matched = reference.reindex(pd.MultiIndex.from_frame(table[keys])).to_numpy() if len(table) else []
     table["vs_float"] = table["metric_value"] - matched
-    machines = filter_names(rows, [])["machine"]
-    table["machine"] = table[queries.MACHINE].map(machines)
+    table["machine_name"] = table[queries.MACHINE].map(filter_names(rows, [])["machine"])
     return table
+
+
+ACCURACY_VIEW = {"task": "task", "cell": "cell", "backend": "backend", "hidden_size": "H", "n_eval": "n",
+                 "metric_value": "value", "vs_float": "vs float", "backend_params": "params",
+                 "metric": "metric", "status": "status", "machine_name": "machine"}
+
+
+def accuracy_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The accuracy table as the page shows it: short names, only parameters that vary."""
+    view = table[list(ACCURACY_VIEW)].rename(columns=ACCURACY_VIEW)
+    view["params"] = varying_params(table) if len(table) else []
+    return view if table[queries.MACHINE].nunique() > 1 else view.drop(columns="machine")
 
 
 def summary_downloads(table: pd.DataFrame, accuracy: pd.DataFrame) -> tuple[bytes, bytes]:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from dashboard.charts import CHARTS
-from dashboard.data import runs_table
-from rnnbench.files import write_atomic
+from dashboard.data import accuracy_summary, runs_table, summary_table, summary_view
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1500px; color: #222; }
@@ -23,12 +24,13 @@ h1 { margin-bottom: 0.2rem; } section { margin: 2.5rem 0; } p.about { color: #55
 table.runs { border-collapse: collapse; font-size: 0.9rem; }
 table.runs td, table.runs th { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }
 .problems { color: #a00; }
+div.scroll { max-height: 520px; overflow: auto; border: 1px solid #eee; }
 """
 
 
 def build_report(rows: pd.DataFrame, runs: Sequence[dict], problems: Sequence[str],
                  on_chart: Callable[[str], None] | None = None) -> str:
-    """The report as one HTML document: runs, unreadable files, then every chart.
+    """The report as one HTML document: runs, unreadable files, the summary tables, then every chart.
 
     ``on_chart`` is called with each chart's title after it is built (progress).
     """
@@ -40,6 +42,14 @@ def build_report(rows: pd.DataFrame, runs: Sequence[dict], problems: Sequence[st
         f"<p class='about'>Generated {generated} from {len(rows)} rows.</p>",
         "<h2>Runs</h2>", runs_table(rows, runs).to_html(index=False, classes="runs", border=0),
     ]
+    timing, accuracy = summary_table(rows), accuracy_summary(rows)
+    parts += ["<h2>Summary</h2>", "<p class='about'>Median µs per step of each point's newest run on its "
+              "machine, IQR, and the ratio to GRU on the same backend, configuration and machine.</p>",
+              "<div class='scroll'>", summary_view(timing).to_html(
+                  index=False, classes="runs", border=0, na_rep="–", float_format="{:.4g}".format), "</div>"]
+    if not accuracy.empty:
+        parts += ["<h3>Accuracy</h3>", "<div class='scroll'>", accuracy.drop(columns=["train_step"]).to_html(
+            index=False, classes="runs", border=0, float_format="{:.4g}".format, na_rep="–"), "</div>"]
     if problems:
         items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
         parts.append(f"<h2>Files not loaded</h2><ul class='problems'>{items}</ul>")
@@ -56,4 +66,15 @@ def build_report(rows: pd.DataFrame, runs: Sequence[dict], problems: Sequence[st
 
 def write_report(path: Path, document: str) -> None:
     """Write ``document`` to ``path`` atomically (a temporary file renamed over it)."""
-    write_atomic(path, lambda temporary: temporary.write_text(document, encoding="utf-8"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # readable like any file the user writes (mkstemp makes it private)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(document)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -44,11 +44,13 @@ class Chart:
 
 
 CHARTS: list[Chart] = [
-    Chart("time_vs_seq_len", "Time vs sequence length", time_vs_seq_len,
-          "Median time per step, log-log; band or bar: the inter-quartile range. Colour: cell; "
-          "marker: configuration. One panel per backend (and batch size, machine).", "Time"),
     Chart("time_vs_hidden", "Time vs hidden size", time_vs_hidden,
-          "Dotted guide: cost ∝ H (elementwise-bound); dashed: ∝ H² (matrix-product-bound).", "Time"),
+          "Median time per step, log-log; band or bar: the inter-quartile range. Colour: cell; marker: "
+          "configuration. Dotted guide: ∝ H (elementwise-bound); dashed: ∝ H² (matrix-product-bound).",
+          "Time"),
+    Chart("time_vs_seq_len", "Time vs sequence length", time_vs_seq_len,
+          "Median time per step (buttons: per sequence); one panel per backend (and batch size, "
+          "machine).", "Time"),
     Chart("speedup", "Speedup of reluadd", speedup_chart,
           "Baseline time / reluadd time; above 1 reluadd is faster. Bars: 50% interval of the ratio. "
           "Red dashed: the paper's claim for that kind of backend (2x float/integer, 1.5x encrypted).",

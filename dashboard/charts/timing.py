@@ -85,7 +85,7 @@ def _per_sequence_toggle(fig: go.Figure, title: str) -> None:
         return [{"y": ys}, {"title.text": f"{title}: {unit}", **{f"{a}.title.text": unit for a in axes},
                             **ticks}]
 
-    fig.update_layout(title=f"{title}: µs per step", updatemenus=[{
+    fig.update_layout(title=f"{title}: µs per step", margin={"t": 110}, updatemenus=[{
         "type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.02,
         "yanchor": "bottom", "pad": {"b": 30}, "showactive": True, "buttons": [
             {"label": "per step", "method": "update",
