@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pandas as pd
 
 from dashboard.charts import CHARTS
 from dashboard.data import accuracy_summary, runs_table, summary_table, summary_view
+from rnnbench.files import write_atomic
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1500px; color: #222; }
@@ -66,15 +65,4 @@ def build_report(rows: pd.DataFrame, runs: Sequence[dict], problems: Sequence[st
 
 def write_report(path: Path, document: str) -> None:
     """Write ``document`` to ``path`` atomically (a temporary file renamed over it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # readable like any file the user writes (mkstemp makes it private)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(document)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda temporary: temporary.write_text(document, encoding="utf-8"))

@@ -396,11 +396,12 @@ def test_every_accuracy_row_is_on_the_accuracy_charts(rows):
 
 # rnnbench report and rnnbench dashboard (input checks) ---------------------------------------------
 
-def test_report_is_one_self_contained_html_file_with_every_chart(tmp_path):
+def test_report_is_one_self_contained_html_file_with_every_chart(tmp_path, monkeypatch):
     write_results(tmp_path / "results" / "a.parquet")
     write_corrupt(tmp_path / "results" / "bad.parquet")
     out = tmp_path / "report.html"
-    result = CliRunner().invoke(app, ["report", str(tmp_path / "results"), "-o", str(out)])
+    monkeypatch.chdir(tmp_path)  # no path given: results/, like `rnnbench dashboard`
+    result = CliRunner().invoke(app, ["report", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     document = out.read_text()

@@ -60,8 +60,9 @@ CHARTS: list[Chart] = [
           "relative to GRU, for one configuration of the selection (hover for values).", "Cost model",
           lambda rows: _timed(rows) and rows[list(OP_COLUMNS)].notna().any().any()),
     Chart("encrypted", "Encrypted backends", encrypted_chart,
-          "Seconds per step, where a run's time goes (key generation, encryption, evaluation, "
-          "refresh, decryption), depth or bootstraps per step, and traffic; CKKS and TFHE alike.",
+          "Seconds per step, where a sequence's time goes (key generation, encryption, evaluation, "
+          "refresh: CKKS decrypts and re-encrypts on the client, SEAL has no bootstrapping; decryption), "
+          "depth or programmable bootstraps per step, and traffic; CKKS and TFHE alike.",
           "Encrypted", lambda rows: not encrypted_points(rows).empty),
     Chart("integer_error", "Integer error vs bit width", integer_error_chart,
           "Error of the integer backends against the float reference module (log scale).", "Integer",

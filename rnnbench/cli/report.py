@@ -14,13 +14,15 @@ from rnnbench.results import store
 
 @app.command()
 def report(
-    results: Annotated[list[Path], typer.Argument(help="Results files or directories.", show_default=False)],
+    results: Annotated[list[Path] | None, typer.Argument(
+        help="Results files or directories (default: results/).", show_default=False)] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
 ) -> None:
     """Write every dashboard chart into one self-contained HTML file (opens offline)."""
     from dashboard.data import file_signature
     from dashboard.report import build_report, write_report
 
+    results = results or [Path("results")]  # like `rnnbench dashboard`
     files, problems = file_signature(results)
     missing = [p for p in problems if p.endswith("no such file or directory")]
     if missing:
