@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine (see README):
-#   make sweep   creates .venv if missing, then runs the default sweep
+#   make sweep   creates .venv if missing, then runs the default sweep into results/
+#                (the shipped reference results stay apart, in results/reference/)
 #   make test    creates .venv if missing, installs Chromium for the browser test, runs the tests
 VENV ?= .venv
 PY := $(VENV)/bin/python
