@@ -284,7 +284,7 @@ def test_two_machines_with_the_same_points_stay_apart_with_a_notice(monkeypatch,
 
 def test_summary_table_figures_are_the_sweeps_summary(monkeypatch, tmp_path):
     out = tmp_path / "sweep.parquet"
-    result = CliRunner().invoke(app, ["sweep", "--cells", "gru,reluadd", "--backends", "float",
+    result = CliRunner().invoke(app, ["sweep", "--cells", "gru,reluadd", "--backends", "torch",
                                       "--seq-lens", "6", "--hidden", "8,16", "--input-size", "3",
                                       "--min-time", "0.01", "--repeats", "3", "--format", "json",
                                       "--out", str(out)])
