@@ -97,6 +97,23 @@ def test_point_statistics_come_from_the_latest_run_without_warmup(rows):
     assert points.loc[some["point_id"], "n"] == len(samples)
     q1, median, q3 = stats.quartiles(samples)
     assert points.loc[some["point_id"], ["q1", "median", "q3"]].tolist() == pytest.approx([q1, median, q3])
+    first = [r["time_per_step_s"] for r in synthetic_rows()
+             if r["point_id"] == some["point_id"] and not r["is_warmup"]]
+    assert points.loc[some["point_id"], "runs"] == 2  # the hover's "2 runs" and their spread
+    assert points.loc[some["point_id"], ["run_low", "run_high"]].tolist() == pytest.approx(
+        sorted([stats.median(first), stats.median(samples)]))
+
+
+def test_the_encrypted_chart_draws_tfhe_columns_where_they_exist(rows):
+    tfhe = rows[(rows["backend"] == "float") & (rows["hidden_size"] == 16) & (rows["seq_len"] == 10)]
+    tfhe = tfhe.assign(backend="tfhe", point_id=tfhe["point_id"] + "-tfhe", tfhe_keygen_s=3.0,
+                       tfhe_encrypt_s=0.2, tfhe_eval_s=7.0, tfhe_decrypt_s=0.1, tfhe_pbs_per_step=12.0)
+    figure = next(c for c in CHARTS if c.key == "encrypted").build(pd.concat([rows, tfhe]))
+    phases = {t.name for t in figure.data if t.type == "bar" and t.name}
+    assert {"key generation", "encrypt", "evaluate", "decrypt"} <= phases
+    assert any("TFHE PBS" in a.text for a in figure.layout.annotations)
+    labels = {x for t in figure.data if t.type == "bar" for x in t.x}
+    assert any("tfhe" in x for x in labels) and any("ckks" in x for x in labels)
 
 
 def test_speedup_is_the_ratio_of_sample_medians(rows):

@@ -51,13 +51,12 @@ def encrypted_chart(rows: pd.DataFrame) -> go.Figure:
     points = encrypted_points(rows)
     if points.empty:
         return empty_figure(title, "No encrypted (CKKS or TFHE) measurements in the selection.")
-    labels = series_labels(points, exclude=["cell", "task", "seed"])
+    labels = series_labels(points, exclude=["cell", "backend", "task", "seed", "machine"])
     several = points["machine"].nunique() > 1
     points = points.assign(label=[
-        " · ".join(filter(None, [cell, label, machine if several else ""]))
-        for cell, label, machine in zip(points["cell"], labels, points["machine_name"], strict=True)])
-    if (labels == "").all():
-        points["label"] = points["cell"] + " · " + points["backend"]
+        " · ".join(filter(None, [cell, backend, label, machine if several else ""]))
+        for cell, backend, label, machine in zip(points["cell"], points["backend"], labels,
+                                                 points["machine_name"], strict=True)])
     points = points.sort_values("label", key=lambda s: s.map(series_sort_key))
     fig = make_subplots(rows=2, cols=2, horizontal_spacing=0.1, vertical_spacing=0.2, subplot_titles=[
         "seconds per step (median; bar: IQR)", "one sequence: where the time goes (s)",
