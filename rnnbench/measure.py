@@ -48,14 +48,15 @@ class Settings:
     task_data: str | None = None  # accuracy points: a user's data file for the task
 
 
-def make_inputs(point: Point, calibration: bool = False) -> np.ndarray:
+def make_inputs(point: Point, calibration: bool = False, sequences: int = 0) -> np.ndarray:
     """The point's input sequences [T, B, I]: standard normal from the point's seed.
 
     ``calibration=True`` gives an independent draw of the same distribution, so backends
-    that calibrate (the integer ones) are not calibrated on the very inputs they are measured on.
+    that calibrate (the integer ones) are not calibrated on the very inputs they are measured on;
+    ``sequences``: at least that many sequences (``Backend.calibration_sequences``).
     """
     rng = np.random.default_rng((point.seed, 1) if calibration else point.seed)
-    shape = (point.seq_len, point.batch_size, point.input_size)
+    shape = (point.seq_len, max(point.batch_size, sequences), point.input_size)
     return rng.standard_normal(shape).astype(np.float32)
 
 
@@ -113,8 +114,9 @@ def measure(point: Point, settings: Settings) -> list[Row]:
     reference = reference.numpy()
 
     start = time.perf_counter()
-    calibration = make_inputs(point, calibration=True)
-    prepared = backend.prepare(Weights.from_module(module), params, calibration, threads=point.threads)
+    calibration = make_inputs(point, calibration=True, sequences=backend.calibration_sequences)
+    prepared = backend.prepare_for(Weights.from_module(module), params, calibration, point.batch_size,
+                                   threads=point.threads)
     prepare_time = time.perf_counter() - start
     first_started = now()
     wall0, cpu0 = time.perf_counter(), time.process_time()

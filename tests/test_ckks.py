@@ -1,7 +1,7 @@
 """The CKKS backend: encrypted results, depth, refreshes, counters and parameter checks.
 
-Sizes are tiny (H=4, two or three steps) and relu uses degree 3, so every cell fits the
-16384 ring; still, each encrypted run takes seconds, so results are shared per module.
+Sizes are tiny (H=4, two or three steps) and the polynomials have low degrees, so every
+cell fits the 16384 ring; still, each encrypted run takes seconds, so results are shared per module.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from rnnbench.backends.ckks import BACKEND, params, poly
 from rnnbench.cells import Weights, make_cell
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = {"relu_degree": 3}  # keeps reluadd's step at 11 levels (the 16384 ring)
+# GRU and LSTM steps within 9 levels; reluadd's 16 levels need mid-step refreshes (16384 ring).
+SMALL = {"sigmoid_degree": 3, "tanh_degree": 3, "relu_degree": 2}
 
 
 def weights(cell: str, hidden: int = 4, inputs: int = 3) -> Weights:
@@ -72,16 +73,21 @@ def test_counters_match_cost_model(runs, cell, packing):
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "reluadd"])
 def test_step_consumes_exactly_the_computed_depth(runs, cell):
-    """A fresh state at the top level ends a step ``depth`` levels lower, as SEAL reports it."""
+    """A fresh state at the top level ends a step where the level tracer says, as SEAL reports it
+    (``depth`` levels lower, or, with mid-step refreshes, where the last refreshed value ends)."""
     w, x, prepared, _ = runs(cell, "vector")
     engine, packing = prepared.engine, prepared.packing
     state = tuple(packing.encrypt_state(engine, np.zeros((1, 4))) for _ in range(2 if cell == "lstm" else 1))
     x_ct = packing.encrypt_inputs(engine, np.asarray(x[:1, :1], np.float64))[0]
     depth = params.levels_needed(cell, prepared.polys, 1)
     assert depth == prepared.facts()["ckks_depth_per_step"]
+    mid_step = prepared.setup.mid_step_refresh
+    assert mid_step == (cell == "reluadd") and (depth > engine.top) == mid_step
+    tracer = params.trace_steps(cell, prepared.polys, 1, engine.top, mid_step)
     new = prepared.step(state, x_ct)
-    assert engine.top - min(part.level for part in new) == depth
-    assert engine.top - new[0].level == depth
+    assert min(part.level for part in new) == tracer.lowest
+    if not mid_step:
+        assert engine.top - new[0].level == depth
 
 
 def test_depth_is_tight(runs):
@@ -107,35 +113,76 @@ def test_refreshes_counted_once_per_round_trip(runs):
 
 
 def test_polynomial_structure():
-    for kind, degree in (("sigmoid", 7), ("tanh", 7), ("relu", 6), ("relu", 3)):
+    for kind, degree in (("sigmoid", 7), ("tanh", 7), ("relu", 6), ("relu", 2)):
         p = poly.fit(kind, degree, 4.0)
         parity = 0 if kind == "relu" else 1
         extra = {"sigmoid": 0, "relu": 1}.get(kind)
         assert all(c == 0 for k, c in enumerate(p.coeffs) if k % 2 != parity and k != extra)
-        assert poly.depth(p) == math.ceil(math.log2(degree + 1)) + p.prescaled
+        # u = x / a costs one level, then T_d needs ceil(log2(d + 1)) more.
+        assert poly.depth(p) == 1 + math.ceil(math.log2(degree + 1))
     assert poly.fit("tanh", 7, 3.0).max_error() < 0.02
-    dense = poly.Poly("tanh", 1.0, tuple(1.0 for _ in range(8)))
-    assert poly.depth(dense) == 3 and poly.ct_mults(dense) == 2 + 3
+    dense = poly.Poly("tanh", 1.0, tuple(float(k + 1) for k in range(8)))
+    # a = 1: u = x; T_2, T_4 (2 squarings), then p = q T_4 + r with q, r = q' T_2 + r' (3 products).
+    assert poly.depth(dense) == 3 and poly.ct_mults(dense) == 5
+
+
+@pytest.mark.parametrize("value", ["numpy", "torch"])
+def test_paterson_stockmeyer_equals_numpy_chebyshev(value):
+    """The evaluation order used under encryption computes NumPy's Chebyshev series, to rounding."""
+    from numpy.polynomial import chebyshev
+
+    rng = np.random.default_rng(4)
+    for degree, baby in ((31, 2), (31, 8), (63, 4), (62, 2), (5, 16)):
+        coeffs = tuple(rng.standard_normal(degree + 1) / (1 + np.arange(degree + 1)))
+        p = poly.Poly("tanh", 40.0, coeffs, baby)
+        x = rng.uniform(-40, 40, 1000)
+        got = p.evaluate(x) if value == "numpy" else p.evaluate(__import__("torch").from_numpy(x)).numpy()
+        np.testing.assert_allclose(got, chebyshev.chebval(x / 40.0, coeffs), atol=1e-12, rtol=0)
+
+
+def test_degrees_follow_the_error_target():
+    low, high = poly.fit_to_error("tanh", 8.0, 1e-2), poly.fit_to_error("tanh", 8.0, 1e-4)
+    assert low.max_error() <= 1e-2 and high.max_error() <= 1e-4 and low.degree < high.degree
+    assert poly.fit("tanh", low.degree - 2, 8.0).max_error() > 1e-2  # the lowest degree that meets it
+    assert poly.fit_to_error("tanh", 8.0, 1e-12).degree == poly.MAX_DEGREE
 
 
 @pytest.mark.parametrize("kind,degree,half_width", [
-    ("tanh", 7, 1.5), ("tanh", 7, 20.0), ("relu", 6, 40.0), ("sigmoid", 15, 3.0), ("tanh", 15, 8.0),
+    ("tanh", 31, 40.0), ("tanh", 7, 1.5), ("relu", 6, 40.0), ("sigmoid", 63, 20.0),
 ])
-def test_encrypted_polynomial_matches_plaintext_on_wide_intervals(kind, degree, half_width):
-    """Trained models need wide intervals: the encrypted evaluation must stay exact there too.
+def test_encrypted_chebyshev_matches_plaintext(kind, degree, half_width):
+    """Decrypts within 1e-4 of NumPy's Chebyshev series, consuming exactly the computed depth.
 
-    (Declaring the powers of x at a^(2^j) times their scale once gave a degree-7 tanh on
-    [-20, 20] an error of 5, and SEAL refused degree 15 with a "transparent" ciphertext.)
+    (In the monomial basis a degree-7 tanh on [-20, 20] once decrypted 5 away, and SEAL
+    refused degree 15 with a "transparent" ciphertext.)
     """
-    from rnnbench.backends.ckks.he import Enc, evaluate
+    from numpy.polynomial import chebyshev
+
+    from rnnbench.backends.ckks.he import Enc
 
     engine = _wide_engine()
     p = poly.fit(kind, degree, half_width)
     x = np.random.default_rng(3).uniform(-half_width, half_width, engine.slots)
-    result = evaluate(p, Enc(engine, [engine.encrypt(x)]))
-    np.testing.assert_allclose(engine.decrypt(result.cts[0]), p(x), atol=1e-3 if degree > 7 else 2e-5, rtol=0)
-    assert result.level == engine.top - poly.depth(p)  # the prescaling's level is accounted for
-    assert p.prescaled == (half_width > 2)
+    result = p.evaluate(Enc(engine, [engine.encrypt(x)]))
+    np.testing.assert_allclose(engine.decrypt(result.cts[0]), chebyshev.chebval(x / half_width, p.coeffs),
+                               atol=1e-4, rtol=0)
+    assert result.level == engine.top - poly.depth(p)
+
+
+def test_depth_is_exact_for_every_stand_in():
+    """Each stand-in (Chebyshev, composite relu) runs with ``depth`` levels and fails with one fewer."""
+    from rnnbench.backends.ckks.he import Enc, Engine
+
+    for p in (poly.fit("sigmoid", 15, 6.0), poly.fit("relu", 14, 3.0), poly.CompositeRelu(3.0, ("g3", "f3"))):
+        d = poly.depth(p)
+        x = np.random.default_rng(5).uniform(-p.half_width, p.half_width, 64)
+        exact = Engine(params.Setup(16384, 30, d, 1))
+        result = p.evaluate(Enc(exact, [exact.encrypt(x)]))
+        assert result.level == 0
+        np.testing.assert_allclose(exact.decrypt(result.cts[0])[:64], p(x), atol=1e-3, rtol=0)
+        short = Engine(params.Setup(16384, 30, d - 1, 1))
+        with pytest.raises(Exception):  # noqa: B017 (SEAL: end of modulus switching chain reached)
+            p.evaluate(Enc(short, [short.encrypt(x)]))
 
 
 @functools.cache
@@ -154,11 +201,11 @@ def test_insecure_or_impossible_params_refused():
         BACKEND.validate_params({"poly_degree": 1000})
     with pytest.raises(InvalidParams, match="unknown"):
         BACKEND.validate_params({"bootstrapping": 1})
-    with pytest.raises(InvalidParams, match="need 9 levels"):
+    with pytest.raises(InvalidParams, match=r"need \d+ levels"):
         BACKEND.check_cell("gru", {"poly_degree": 8192}, 10)
     with pytest.raises(InvalidParams, match="refresh_every"):
         BACKEND.check_cell("gru", {"refresh_every": 5}, 10)
-    BACKEND.check_cell("gru", {"refresh_every": 2}, 10)  # 18 levels: fits the 32768 ring
+    BACKEND.check_cell("gru", {"refresh_every": 2}, 10)  # two steps of 11 levels: fit the 32768 ring
     assert params.choose("gru", BACKEND.validate_params({"refresh_every": 2}), 10).poly_degree == 32768
 
 
@@ -180,9 +227,9 @@ def test_cli_refuses_with_one_line(args, tmp_path):
 
 
 def test_mid_step_refreshes_keep_reluadd_on_the_16384_ring():
-    """Default relu degree: 16 levels per step; the client refreshes what runs short instead."""
+    """16 levels per step; the client refreshes what runs short instead."""
     w, x = weights("reluadd"), inputs(1, 1)
-    prepared = BACKEND.prepare(w, BACKEND.validate_params({"packing": "vector"}), x)
+    prepared = BACKEND.prepare(w, BACKEND.validate_params({**SMALL, "packing": "vector"}), x)
     assert prepared.setup.poly_degree == 16384 and prepared.setup.mid_step_refresh
     out = prepared.run(x)
     np.testing.assert_allclose(out, poly.run_plain(w, x, poly.PlainOps(prepared.polys)), atol=1e-3, rtol=0)
@@ -190,7 +237,7 @@ def test_mid_step_refreshes_keep_reluadd_on_the_16384_ring():
                                          prepared.setup.levels)
     assert per_step >= 1
     assert prepared.facts()["ckks_refreshes"] == per_step  # round trips, counted while running
-    forced = params.choose("reluadd", BACKEND.validate_params({"poly_degree": 32768}), 2)
+    forced = params.choose("reluadd", BACKEND.validate_params({**SMALL, "poly_degree": 32768}), 2)
     assert forced.poly_degree == 32768 and not forced.mid_step_refresh
 
 

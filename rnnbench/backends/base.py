@@ -57,6 +57,10 @@ class Backend(ABC):
     # accuracy run (the first ever) then also counts as the first timed sample, unless
     # warm-up samples are asked for.
     first_run_is_sample: bool = False
+    # Backends that fit something to the range of their inputs (CKKS polynomial intervals)
+    # want a calibration sample of at least this many sequences, whatever the run's batch:
+    # the largest input of one or a few sequences says little about the next ones.
+    calibration_sequences: int = 0
 
     def skip_reason(self, cell: str, params: Mapping[str, Any]) -> str | None:
         """``None`` when this backend runs ``cell``; otherwise why not (recorded as ``skipped``)."""
@@ -103,3 +107,12 @@ class Backend(ABC):
 
         ``calibration`` is a sample of inputs [T, B, I] of the shape that will be run.
         """
+
+    def prepare_for(self, weights: Weights, params: Mapping[str, Any], calibration: np.ndarray,
+                    batch_size: int, threads: int = 1) -> Prepared:
+        """:meth:`prepare` for runs of ``batch_size`` sequences.
+
+        ``calibration`` [T, N, I] may hold more sequences than a run (N >=
+        :attr:`calibration_sequences`); by default a backend sees only the first ``batch_size``.
+        """
+        return self.prepare(weights, params, calibration[:, :batch_size], threads)

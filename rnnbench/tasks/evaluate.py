@@ -53,9 +53,9 @@ def evaluate_backend(
     reference = data.objective.predictions(model.readout_numpy(reference_hidden))
 
     start = time.perf_counter()
-    # Calibrated on training inputs, in the shape that will be run (some backends fix it).
-    prepared = backend.prepare(Weights.from_module(model.cell), params, data.calibration(n_eval),
-                               threads)
+    # Calibrated on training inputs, at least as many as the backend asks for.
+    calibration = data.calibration(max(n_eval, backend.calibration_sequences))
+    prepared = backend.prepare_for(Weights.from_module(model.cell), params, calibration, n_eval, threads)
     prepare_time = time.perf_counter() - start
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     hidden = np.asarray(prepared.run(x))[-1]

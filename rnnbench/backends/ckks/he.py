@@ -26,7 +26,7 @@ import numpy as np
 import tenseal.sealapi as seal
 
 from rnnbench.backends.ckks.params import Setup
-from rnnbench.backends.ckks.poly import Poly, _degree, _split, depth
+from rnnbench.backends.ckks.poly import StandIn, depth
 from rnnbench.cells.equations import NonlinearityOps
 
 
@@ -142,13 +142,16 @@ class Engine:
         return out
 
     def mul(self, a: seal.Ciphertext, b: seal.Ciphertext) -> seal.Ciphertext:
-        """Product, relinearised at once: rescaling a 3-part ciphertext would multiply its
-        rounding noise by the secret key squared (errors of 1e-4 instead of 1e-7)."""
+        """Product, not yet relinearised (3 parts): see :meth:`Enc.settle`."""
         out = seal.Ciphertext()
         self.evaluator.multiply(a, b, out)
-        self.evaluator.relinearize_inplace(out, self.relin_keys)
         self.counts["ct_ct_mul"] += 1
         return out
+
+    def relinearize(self, ct: seal.Ciphertext) -> seal.Ciphertext:
+        self.evaluator.relinearize_inplace(ct, self.relin_keys)
+        self.counts["relinearizations"] += 1
+        return ct
 
     def add(self, a: seal.Ciphertext, b: seal.Ciphertext) -> seal.Ciphertext:
         out = seal.Ciphertext()
@@ -211,14 +214,37 @@ def saved_size(obj) -> int:
 
 
 class Enc:
-    """One encrypted value of the cell equations: same-level ciphertexts at the canonical scale."""
+    """One encrypted value of the cell equations: same-level ciphertexts at the canonical scale.
 
-    def __init__(self, engine: Engine, cts: list[seal.Ciphertext]) -> None:
-        self.engine, self.cts = engine, cts
+    A product of two values stays *pending* (neither relinearised nor rescaled) until it
+    is used: pending values at the same level add up as they are, so a sum of products
+    (GRU's ``(1 - z) n + z h``, LSTM's ``f c + i g``) costs one relinearisation and one
+    rescale, not one per product. Relinearisation always comes before the rescale:
+    rescaling a 3-part ciphertext would multiply its rounding noise by the secret key
+    squared (errors of 1e-4 instead of 1e-7).
+    """
+
+    def __init__(self, engine: Engine, cts: list[seal.Ciphertext], pending: bool = False) -> None:
+        self.engine, self._cts, self.pending = engine, cts, pending
+
+    @property
+    def cts(self) -> list[seal.Ciphertext]:
+        """The ciphertexts, relinearised and rescaled (settling a pending product)."""
+        if self.pending:
+            engine = self.engine
+            scale = engine.scales[self.level]
+            self._cts = [engine.rescale(engine.relinearize(c), scale) for c in self._cts]
+            self.pending = False
+        return self._cts
 
     @property
     def level(self) -> int:
-        return self.engine.level(self.cts[0])
+        """Levels left (a pending product counts as rescaled already)."""
+        return self.engine.level(self._cts[0]) - self.pending
+
+    def _pending_with(self, other: object) -> bool:
+        return (isinstance(other, Enc) and self.pending and other.pending
+                and self.engine.level(self._cts[0]) == self.engine.level(other._cts[0]))
 
     def select(self, indices: list[int] | None) -> Enc:
         """The ciphertexts at ``indices`` (all of them for ``None``)."""
@@ -238,6 +264,9 @@ class Enc:
         return self.engine.plain(float(value), self.level, self.engine.scales[self.level])
 
     def __add__(self, other: Enc | float) -> Enc:
+        if self._pending_with(other):
+            pairs = zip(self._cts, other._cts, strict=True)
+            return Enc(self.engine, [self.engine.add(a, b) for a, b in pairs], pending=True)
         if isinstance(other, Enc):
             a, b = self._aligned(other)
             return a._map(self.engine.add, b)
@@ -249,9 +278,14 @@ class Enc:
     __radd__ = __add__
 
     def __neg__(self) -> Enc:
+        if self.pending:
+            return Enc(self.engine, [self.engine.negate(c) for c in self._cts], pending=True)
         return self._map(self.engine.negate)
 
     def __sub__(self, other: Enc | float) -> Enc:
+        if self._pending_with(other):
+            pairs = zip(self._cts, other._cts, strict=True)
+            return Enc(self.engine, [self.engine.sub(a, b) for a, b in pairs], pending=True)
         if isinstance(other, Enc):
             a, b = self._aligned(other)
             return a._map(self.engine.sub, b)
@@ -264,8 +298,7 @@ class Enc:
         engine = self.engine
         if isinstance(other, Enc):
             a, b = self._aligned(other)
-            target = a.level - 1
-            return a._map(lambda x, y: engine.rescale(engine.mul(x, y), engine.scales[target]), b)
+            return Enc(engine, [engine.mul(x, y) for x, y in zip(a.cts, b.cts, strict=True)], pending=True)
         level = self.level
         plain = engine.plain(float(other), level,
                              engine.scales[level - 1] * engine.primes[level] / engine.scales[level])
@@ -282,83 +315,11 @@ class EncOps(NonlinearityOps):
     :class:`rnnbench.backends.ckks.params.LevelTracer` applies when choosing parameters.
     """
 
-    def __init__(self, polys: dict[str, Poly], refresh: Callable[[Enc], Enc] | None = None) -> None:
+    def __init__(self, polys: dict[str, StandIn], refresh: Callable[[Enc], Enc] | None = None) -> None:
         self.polys, self.refresh = polys, refresh
+        self.depths = {kind: depth(p) for kind, p in polys.items()}
 
     def apply(self, kind: str, x: Enc) -> Enc:
-        p = self.polys[kind]
-        if self.refresh is not None and x.level < depth(p):
+        if self.refresh is not None and x.level < self.depths[kind]:
             x = self.refresh(x)
-        return evaluate(p, x)
-
-
-def evaluate(p: Poly, x: Enc) -> Enc:
-    """``p(x)`` at depth :func:`~rnnbench.backends.ckks.poly.depth`, on the canonical scale of its level.
-
-    The leaves ``c0 + c1 u`` get ``c1 / a`` times ``x``. For the powers, ``u = x / a`` is
-    normally a change of scale: the square of ``x`` is declared at ``a^2`` times its scale,
-    so every higher power is ``u^(2^j)`` itself; on a wide interval (``p.prescaled``) ``u``
-    is computed with a plaintext product instead. Each sub-polynomial is computed straight
-    at the level and scale its consumer needs, so no product ever meets mismatched scales.
-    """
-    engine = x.engine
-
-    def power(j: int) -> tuple[list[seal.Ciphertext], float]:
-        while len(powers) <= j:
-            cts, scale = powers[-1]
-            level = engine.level(cts[0]) - 1
-            squared = [engine.rescale(engine.mul(c, c), scale**2 / engine.primes[level + 1]) for c in cts]
-            scale = scale**2 / engine.primes[level + 1] * (declared if len(powers) == 1 else 1.0)
-            for c in squared:
-                c.scale = scale
-            powers.append((squared, scale))
-        return powers[j]
-
-    def product(cts: list[seal.Ciphertext], factor: float, level: int, scale: float) -> list:
-        """``factor`` times ``cts`` (any scale, level above ``level``) at ``(level, scale)``."""
-        src = [engine.mod_switch(c, level + 1) for c in cts]
-        plain = engine.plain(float(factor), level + 1, scale * engine.primes[level + 1] / src[0].scale)
-        return [engine.rescale(engine.mul_plain(c, plain), scale) for c in src]
-
-    def plus_constant(cts: list, value: float, level: int, scale: float) -> list:
-        if value == 0:
-            return cts
-        plain = engine.plain(float(value), level, scale)
-        return [engine.add_plain(c, plain) for c in cts]
-
-    def at(coeffs: tuple[float, ...], level: int, scale: float) -> list | float:
-        """The sub-polynomial ``coeffs`` at ``(level, scale)``, or a float if it is constant."""
-        deg = _degree(coeffs)
-        if deg == 0:
-            return float(coeffs[0])
-        if deg == 1:
-            linear = product(x.cts, coeffs[1] / p.half_width, level, scale)
-            return plus_constant(linear, coeffs[0], level, scale)
-        j, low, high = _split(coeffs)
-        p_cts, p_scale = power(j)
-        r_scale = scale * engine.primes[level + 1] / p_scale
-        r = at(high, level + 1, r_scale)
-        if isinstance(r, float):
-            term = product(p_cts, r, level, scale) if r else None
-        else:
-            term = [engine.rescale(engine.mul(engine.mod_switch(pc, level + 1), rc), scale)
-                    for pc, rc in zip(p_cts, r, strict=True)]
-        q = at(low, level, scale)
-        if term is None:
-            return q
-        if isinstance(q, float):
-            return plus_constant(term, q, level, scale)
-        return [engine.accumulate(a, b) for a, b in zip(term, q, strict=True)]
-
-    if p.prescaled:
-        below = x.level - 1
-        u = (product(x.cts, 1.0 / p.half_width, below, engine.scales[below]), engine.scales[below])
-        declared = 1.0  # the factor the square of the first power is declared at
-    else:
-        u, declared = (x.cts, engine.scales[x.level]), p.half_width**2
-    powers: list[tuple[list[seal.Ciphertext], float]] = [u]
-    target = x.level - depth(p)
-    result = at(p.coeffs, target, engine.scales[target])
-    if isinstance(result, float):  # a constant polynomial: an encryption-free constant is not an Enc
-        raise ValueError(f"{p.kind} polynomial of degree 0 is not supported")
-    return Enc(engine, result)
+        return self.polys[kind].evaluate(x)

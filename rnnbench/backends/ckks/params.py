@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from rnnbench.backends.base import InvalidParams
 from rnnbench.backends.ckks import poly
+from rnnbench.backends.ckks.poly import Level
+from rnnbench.cells import Weights
 from rnnbench.cells.equations import GATES, NonlinearityOps
 from rnnbench.cells.reference import STEPS
 
@@ -35,8 +39,10 @@ MAX_PRIME_BITS = 60  # SEAL's limit per prime
 AUTO_SCALE_BITS = (30, MAX_PRIME_BITS - HEADROOM_BITS)  # range the automatic choice picks from
 DEFAULTS: dict[str, Any] = {
     "packing": "auto", "poly_degree": "auto", "scale_bits": "auto", "refresh_every": "auto",
-    "sigmoid_degree": 7, "tanh_degree": 7, "relu_degree": 6, "interval": "auto", "margin": 1.2,
+    "sigmoid_degree": "auto", "tanh_degree": "auto", "relu_degree": "auto", "poly_err": 3e-3,
+    "relu": "poly", "interval": "auto", "margin": 1.2,
 }
+RELU_FORMS = ("poly", "composite")
 
 
 @dataclass(frozen=True)
@@ -67,36 +73,12 @@ def max_levels(poly_degree: int, scale_bits: int) -> int:
     return (MAX_MODULUS_BITS[poly_degree] - 2 * edge_bits(scale_bits)) // scale_bits
 
 
-class Level:
-    """A stand-in for a ciphertext that tracks only its remaining levels (and counts products)."""
-
-    def __init__(self, tracer: LevelTracer, level: int) -> None:
-        self.tracer, self.level = tracer, level
-        tracer.lowest = min(tracer.lowest, level)
-
-    def _level(self, other: object) -> int:
-        return min(self.level, other.level) if isinstance(other, Level) else self.level
-
-    def __add__(self, other: object) -> Level:
-        return Level(self.tracer, self._level(other))
-
-    __radd__ = __sub__ = __rsub__ = __add__
-
-    def __neg__(self) -> Level:
-        return self
-
-    def __mul__(self, other: object) -> Level:
-        self.tracer.counts["ct_ct_mul" if isinstance(other, Level) else "scalar_mul"] += 1
-        return Level(self.tracer, self._level(other) - 1)
-
-    __rmul__ = __mul__
-
-
 class LevelTracer(NonlinearityOps):
     """The ``ops`` namespace for :class:`Level` values: a polynomial costs its depth."""
 
     def __init__(self, polys: Mapping[str, poly.Poly], refresh_top: int | None = None) -> None:
         self.polys = polys
+        self.depths = {kind: poly.depth(p) for kind, p in polys.items()}
         self.refresh_top = refresh_top  # the level a mid-step refresh restores (None: no refreshes)
         self.lowest = 10**9
         self.refreshes = 0
@@ -104,11 +86,10 @@ class LevelTracer(NonlinearityOps):
 
     def apply(self, kind: str, v: Level) -> Level:
         self.counts[kind] += 1
-        depth = poly.depth(self.polys[kind])
-        if self.refresh_top is not None and v.level < depth:
+        if self.refresh_top is not None and v.level < self.depths[kind]:
             self.refreshes += 1
             v = Level(self, self.refresh_top)
-        return Level(self, v.level - depth)
+        return self.polys[kind].evaluate(v)
 
 
 def trace_steps(cell: str, polys: Mapping[str, poly.Poly], steps: int, top: int = 10**6,
@@ -130,9 +111,34 @@ def levels_needed(cell: str, polys: Mapping[str, poly.Poly], steps: int) -> int:
     return top - trace_steps(cell, polys, steps, top).lowest
 
 
-def degree_polys(params: Mapping[str, Any]) -> dict[str, poly.Poly]:
-    """Placeholders with the structure (degree, parity) of the fitted polynomials, on a narrow interval."""
-    return {k: poly.fit(k, params[f"{k}_degree"], 1.0) for k in poly.KINDS}
+def stand_in_maker(params: Mapping[str, Any]) -> Callable[[str, float], poly.StandIn]:
+    """``make(kind, a)``: the stand-in ``params`` ask for on ``[-a, a]``.
+
+    A given degree is fitted as it is; ``auto`` takes the lowest degree within
+    ``poly_err`` (relu: ``poly_err x a``) up to 63; ``relu=composite`` the composite ReLU.
+    """
+    def make(kind: str, half_width: float) -> poly.StandIn:
+        if kind == "relu" and params["relu"] == "composite":
+            return poly.CompositeRelu(half_width)
+        degree = params[f"{kind}_degree"]
+        if degree == "auto":
+            return poly.fit_to_error(kind, half_width, params["poly_err"])
+        return poly.fit(kind, degree, half_width)
+
+    return make
+
+
+def stand_ins(weights: Weights, params: Mapping[str, Any],
+              calibration: np.ndarray) -> dict[str, poly.StandIn]:
+    """The stand-ins the backend evaluates for ``weights``: fitted on ``calibration`` as ``params`` ask."""
+    interval = None if params["interval"] == "auto" else float(params["interval"])
+    return poly.calibrate(weights, calibration, stand_in_maker(params), params["margin"], interval)
+
+
+def degree_polys(params: Mapping[str, Any]) -> dict[str, poly.StandIn]:
+    """Placeholders with the structure of the stand-ins ``params`` ask for, on a narrow interval."""
+    make = stand_in_maker(params)
+    return {k: make(k, 2.0) for k in poly.KINDS}
 
 
 def mid_step_refreshes(cell: str, polys: Mapping[str, poly.Poly], levels: int) -> int | None:
@@ -226,7 +232,12 @@ def validate(given: Mapping[str, Any]) -> dict[str, Any]:
     if params["refresh_every"] != "auto":
         _as_int(params, "refresh_every", 1, 10**6)
     for kind in poly.KINDS:
-        _as_int(params, f"{kind}_degree", 1, 31)
+        if params[f"{kind}_degree"] != "auto":
+            _as_int(params, f"{kind}_degree", 2, poly.MAX_DEGREE)
+    if not (isinstance(params["poly_err"], int | float) and 0 < params["poly_err"] < 1):
+        raise InvalidParams(f"ckks.poly_err must be a number in (0, 1), got {params['poly_err']!r}")
+    if params["relu"] not in RELU_FORMS:
+        raise InvalidParams(f"ckks.relu must be one of {', '.join(RELU_FORMS)}, got {params['relu']!r}")
     if params["interval"] != "auto" and not (
             isinstance(params["interval"], int | float) and 0 < params["interval"] < math.inf):
         raise InvalidParams(

@@ -1,28 +1,39 @@
 """Polynomial stand-ins for sigmoid, tanh and relu, and the plaintext cell that uses them.
 
-CKKS can only add and multiply, so every nonlinearity becomes a polynomial fitted on
-``[-a, a]``. Coefficients are kept in the normalised variable ``u = x / a`` (all powers
-of ``u`` stay in ``[-1, 1]``, which keeps CKKS scales and precision healthy), and the
-fit respects each function's symmetry exactly: ``tanh`` is odd, ``sigmoid - 1/2`` is
-odd and ``relu - x/2 = |x|/2`` is even, so half the coefficients are exactly zero and
-cost nothing to evaluate.
+CKKS can only add and multiply, so every nonlinearity becomes a polynomial on a
+calibrated interval ``[-a, a]``. Polynomials are kept and evaluated in the **Chebyshev
+basis** of ``u = x / a``: ``p = sum c_k T_k(u)``. On ``[-1, 1]`` every ``T_k`` stays in
+``[-1, 1]`` and the coefficients decay with the function's smoothness, so nothing large
+is ever added up and cancelled (the monomial basis needs coefficients that grow like
+``2^k``): degree 63 is as stable as degree 7. Each fit keeps its function's symmetry
+exactly (``tanh`` odd, ``sigmoid - 1/2`` odd, ``relu - x/2 = |x|/2`` even), so half the
+coefficients are zero and cost nothing.
 
-The depth-optimal evaluation order used under encryption is fixed here too
-(:func:`depth`, :func:`ct_mults`): split ``p = q + u^(2^j) r`` at the largest power of
-two ``2^j <= deg p``, recursively, with the scalar coefficients folded into the
-degree-1 leaves. A degree-``d`` polynomial then costs ``ceil(log2(d + 1))`` levels,
-plus one on a wide interval (:attr:`Poly.prescaled`).
+Evaluation is **Paterson-Stockmeyer** in the Chebyshev basis (as OpenFHE's
+``EvalChebyshevSeries``): baby steps ``T_1 .. T_(k-1)``, giant steps ``T_k, T_2k,
+T_4k, ..``; the series is divided by the largest giant step, ``p = q T_G + r``,
+recursively, down to leaves of degree below ``k`` that are plaintext-weighted sums of
+baby steps. :meth:`Poly.evaluate` is written once with arithmetic operators only, so
+the same code runs on NumPy arrays (the plaintext polynomial cell), on torch tensors
+(polynomial-aware fine-tuning), on :class:`Level` stand-ins (depth and operation
+counts: the cost model) and on ciphertexts (:class:`rnnbench.backends.ckks.he.Enc`):
+depth and counts are those of the encrypted evaluation by construction.
+
+``relu`` can also be :class:`CompositeRelu`: ``(x + x sign(x)) / 2`` with ``sign`` a
+composition of low-degree odd polynomials (Cheon et al. 2020; Lee et al. 2021).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from numpy.polynomial import chebyshev, polynomial
+from numpy.polynomial import chebyshev
 
 from rnnbench.cells import Weights
 from rnnbench.cells.equations import NonlinearityOps
@@ -34,75 +45,79 @@ EXACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh,
     "relu": lambda x: np.maximum(x, 0.0),
 }
-# Powers of u that each function's symmetric part keeps (besides what PARITY_EXTRA adds).
-_PARITY = {"sigmoid": 1, "tanh": 1, "relu": 0}  # 1: odd powers, 0: even powers
-# Under encryption the powers u^(2^j) of u = x / a come for free as x^(2^j) declared at
-# a^(2^j) times its scale; the terms that multiply u^(2^j) must then be computed at a scale
-# a^(2^j) times smaller, and so on down the nested splits (a^6 for degree 6 or 7, a^14 for
-# 15), with the coefficients amplifying what that costs: a degree-7 tanh on [-20, 20] came
-# out wrong by 5, the trained digits GRU's cell (21 bits) by 1.6e-2. Past 20 bits x is
-# scaled to u with a plaintext product first, one level more; below them the cells
-# measured stayed within 1e-4 of the plaintext polynomial cell (19 bits: reluadd, batch
-# packing, H=8), and the level saved keeps the scale, hence the precision, higher.
-MAX_FREE_LOSS = 2.0**20
+_PARITY = {"sigmoid": 1, "tanh": 1, "relu": 0}  # 1: odd Chebyshev terms, 0: even ones
+MAX_DEGREE = 63
+BABY_STEPS = (2, 4, 8, 16)  # Paterson-Stockmeyer baby-step counts tried per polynomial
+
+
+class Level:
+    """A stand-in for a ciphertext that tracks only its remaining levels; counts products.
+
+    ``tracer`` is anything with a ``counts`` Counter and a ``lowest`` level.
+    """
+
+    def __init__(self, tracer: Any, level: int) -> None:
+        self.tracer, self.level = tracer, level
+        tracer.lowest = min(tracer.lowest, level)
+
+    def _level(self, other: object) -> int:
+        return min(self.level, other.level) if isinstance(other, Level) else self.level
+
+    def __add__(self, other: object) -> Level:
+        return Level(self.tracer, self._level(other))
+
+    __radd__ = __sub__ = __rsub__ = __add__
+
+    def __neg__(self) -> Level:
+        return self
+
+    def __mul__(self, other: object) -> Level:
+        self.tracer.counts["ct_ct_mul" if isinstance(other, Level) else "scalar_mul"] += 1
+        return Level(self.tracer, self._level(other) - 1)
+
+    __rmul__ = __mul__
+
+
+@dataclass
+class Trace:
+    """Counts and lowest level of a run on :class:`Level` values."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    lowest: int = 10**9
 
 
 @dataclass(frozen=True)
 class Poly:
-    """``p(x) = sum coeffs[k] * (x / a)^k`` with ``a = half_width``: ``kind`` on ``[-a, a]``."""
+    """``p(x) = sum coeffs[k] T_k(x / a)`` with ``a = half_width``: ``kind`` on ``[-a, a]``.
+
+    ``baby``: the Paterson-Stockmeyer baby-step count ``k`` used to evaluate it.
+    """
 
     kind: str
     half_width: float
     coeffs: tuple[float, ...]
+    baby: int = 2
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return polynomial.polyval(np.asarray(x, np.float64) / self.half_width, self.coeffs)
+        """The reference value (NumPy's Chebyshev series), in float64."""
+        return chebyshev.chebval(np.asarray(x, np.float64) / self.half_width, self.coeffs)
 
     @property
     def degree(self) -> int:
-        return len(self.coeffs) - 1
-
-    @property
-    def prescaled(self) -> bool:
-        """Whether the encrypted evaluation computes ``u = x / a`` first (see MAX_FREE_LOSS)."""
-        if _degree(self.coeffs) < 2:
-            return False
-        loss = self.half_width ** _scale_exponent(self.coeffs) * max(1.0, max(abs(c) for c in self.coeffs))
-        return loss > MAX_FREE_LOSS
+        return _degree(self.coeffs)
 
     def max_error(self, points: int = 4001) -> float:
         """Largest deviation from the exact function on the interval."""
         x = np.linspace(-self.half_width, self.half_width, points)
         return float(np.max(np.abs(self(x) - EXACT[self.kind](x))))
 
+    def evaluate(self, x: Any) -> Any:
+        """``p(x)`` by Paterson-Stockmeyer with operators only (any value type; see the module doc)."""
+        return _paterson_stockmeyer(self.coeffs, self.half_width, self.baby, x)
 
-def fit(kind: str, degree: int, half_width: float) -> Poly:
-    """Least-squares fit on Chebyshev nodes of ``[-a, a]`` (near-minimax), symmetry enforced."""
-    nodes = np.cos(np.pi * (np.arange(8 * degree + 8) + 0.5) / (8 * degree + 8))
-    target = EXACT[kind](half_width * nodes)
-    coeffs = chebyshev.cheb2poly(chebyshev.chebfit(nodes, target, degree))
-    keep = np.arange(degree + 1) % 2 == _PARITY[kind]
-    # sigmoid = 1/2 + odd, relu = x/2 + even: the extra term is exact, not fitted.
-    extra = {"sigmoid": {0: 0.5}, "relu": {1: 0.5 * half_width}}.get(kind, {})
-    for power, value in extra.items():
-        keep[power] = True
-        coeffs[power] = value
-    coeffs[~keep] = 0.0
-    return Poly(kind, float(half_width), tuple(float(c) for c in coeffs))
-
-
-def _split(coeffs: tuple[float, ...]) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
-    """``p = q + u^(2^j) r`` at the largest ``2^j <= deg p``."""
-    j = int(math.floor(math.log2(_degree(coeffs))))
-    return j, coeffs[: 2**j], coeffs[2**j:]
-
-
-def _scale_exponent(coeffs: tuple[float, ...]) -> int:
-    """``e`` such that the deepest term is computed at ``a^e`` times less than the result's scale."""
-    if _degree(coeffs) <= 1:
-        return 0
-    j, _, high = _split(coeffs)
-    return 2**j + _scale_exponent(high)
+    def describe(self) -> dict[str, Any]:
+        return {"form": "chebyshev", "degree": self.degree, "half_width": round(self.half_width, 4),
+                "max_err": round(self.max_error(), 6), "depth": depth(self), "baby_steps": self.baby}
 
 
 def _degree(coeffs: tuple[float, ...]) -> int:
@@ -110,73 +125,220 @@ def _degree(coeffs: tuple[float, ...]) -> int:
     return nonzero[-1] if nonzero else 0
 
 
-def depth(p: Poly) -> int:
+def _paterson_stockmeyer(coeffs: tuple[float, ...], half_width: float, baby: int, x: Any) -> Any:
+    """``sum c_k T_k(x / a)``: Chebyshev division by giant steps ``T_(k 2^j)`` down to baby-step leaves.
+
+    ``T_1 = x / a`` costs one plaintext product (none when ``a = 1``); ``T_2n = 2 T_n^2 - 1``
+    and ``T_2n+1 = 2 T_n+1 T_n - T_1`` (each ``T_n`` at depth ``ceil(log2 n)`` above
+    ``T_1``; doubling is an addition); a leaf's ``c_1 T_1`` is ``(c_1 / a) x``, straight
+    from ``x``. Returns a float for a constant polynomial.
+    """
+    cache: dict[int, Any] = {1: x if half_width == 1.0 else x * (1.0 / half_width)}
+
+    def cheb(n: int) -> Any:
+        if n not in cache:
+            if n % 2 == 0:
+                half = cheb(n // 2)
+                square = half * half
+                cache[n] = square + square - 1.0
+            else:
+                product = cheb(n // 2 + 1) * cheb(n // 2)
+                cache[n] = product + product - cheb(1)
+        return cache[n]
+
+    def plus(total: Any, term: Any) -> Any:
+        return term if total is None else total + term
+
+    def leaf(c: list[float]) -> Any:
+        total = None
+        for n, cn in enumerate(c[1:], start=1):
+            if cn != 0.0:
+                total = plus(total, x * (cn / half_width) if n == 1 else cheb(n) * cn)
+        if total is None:
+            return float(c[0])
+        return total + c[0] if c[0] != 0.0 else total
+
+    def series(c: list[float]) -> Any:
+        while len(c) > 1 and c[-1] == 0.0:
+            c = c[:-1]
+        deg = len(c) - 1
+        if deg < baby:
+            return leaf(c)
+        giant = baby
+        while 2 * giant <= deg:
+            giant *= 2
+        # T_(G+j) = 2 T_G T_j - T_(G-j): p = q T_G + r with deg q, deg r < G.
+        q = [c[giant]] + [2.0 * cj for cj in c[giant + 1:]]
+        r = list(c[:giant])
+        for j, cj in enumerate(c[giant + 1:], start=1):
+            r[giant - j] -= cj
+        q_value, r_value = series(q), series(r)
+        if isinstance(q_value, float):
+            if q_value == 0.0:
+                return r_value
+            term = cheb(giant) * q_value
+        else:
+            term = cheb(giant) * q_value
+        if isinstance(r_value, float):
+            return term + r_value if r_value != 0.0 else term
+        return term + r_value
+
+    return series([float(c) for c in coeffs])
+
+
+def fit(kind: str, degree: int, half_width: float, baby: int | None = None) -> Poly:
+    """Least-squares Chebyshev fit on Chebyshev nodes of ``[-a, a]`` (near-minimax), symmetry exact.
+
+    ``baby``: the Paterson-Stockmeyer baby steps; by default the count with the smallest
+    depth, then the fewest ciphertext products.
+    """
+    nodes = np.cos(np.pi * (np.arange(8 * degree + 8) + 0.5) / (8 * degree + 8))
+    coeffs = chebyshev.chebfit(nodes, EXACT[kind](half_width * nodes), degree)
+    keep = np.arange(degree + 1) % 2 == _PARITY[kind]
+    # sigmoid = 1/2 + odd, relu = x/2 + even: the extra term is exact, not fitted.
+    extra = {"sigmoid": {0: 0.5}, "relu": {1: 0.5 * half_width}}.get(kind, {})
+    for n, value in extra.items():
+        keep[n] = True
+        coeffs[n] = value
+    coeffs[~keep] = 0.0
+    terms = tuple(float(c) for c in coeffs)
+    if baby is None:
+        baby = min(BABY_STEPS, key=lambda k: _structure_cost(terms, k))
+    return Poly(kind, float(half_width), terms, baby)
+
+
+def _structure_cost(coeffs: tuple[float, ...], baby: int) -> tuple[int, int]:
+    trace = Trace()
+    Poly("", 2.0, coeffs, baby).evaluate(Level(trace, 0))
+    return -trace.lowest, trace.counts["ct_ct_mul"]
+
+
+@functools.cache
+def fit_to_error(kind: str, half_width: float, max_err: float, max_degree: int = MAX_DEGREE) -> Poly:
+    """The lowest-degree fit whose error on ``[-a, a]`` is at most ``max_err`` (else degree ``max_degree``).
+
+    relu's error is taken relative to ``a`` (its values grow with the interval).
+    """
+    target = max_err * (half_width if kind == "relu" else 1.0)
+    start = 2 if kind == "relu" else 3
+    for degree in range(start, max_degree + 1, 2):
+        p = fit(kind, degree, half_width)
+        if p.max_error() <= target:
+            return p
+    return fit(kind, max_degree - (max_degree % 2 != _PARITY[kind]), half_width)
+
+
+# Odd polynomials whose composition approximates sign(u) on [-1, 1] (monomial coefficients).
+# g3 (degree 7) pushes |u| towards 1 fastest near 0; f3 (degree 7, derivative zero at +-1)
+# then flattens the result at 1 (Cheon, Kim, Kim and Lee 2020, "Efficient homomorphic
+# comparison methods with optimal complexity").
+SIGN_STAGES = {
+    "g3": (0.0, 4589 / 1024, 0.0, -16577 / 1024, 0.0, 25614 / 1024, 0.0, -12860 / 1024),
+    "f3": (0.0, 35 / 16, 0.0, -35 / 16, 0.0, 21 / 16, 0.0, -5 / 16),
+}
+DEFAULT_SIGN = ("g3", "g3", "g3", "f3")
+
+
+@dataclass(frozen=True)
+class CompositeRelu:
+    """``relu(x) = x (1/2 + s(x / a) / 2)`` with ``s = stage_n o .. o stage_1`` approximating sign."""
+
+    half_width: float
+    stages: tuple[str, ...] = DEFAULT_SIGN
+    kind: str = "relu"
+
+    @functools.cached_property
+    def _stage_polys(self) -> tuple[Poly, ...]:
+        polys = []
+        for i, name in enumerate(self.stages):
+            coeffs = chebyshev.poly2cheb(SIGN_STAGES[name])
+            if i == len(self.stages) - 1:
+                coeffs = 0.5 * coeffs  # the final halving folded into the last stage
+            terms = tuple(float(c) for c in coeffs)
+            polys.append(Poly("sign", self.half_width if i == 0 else 1.0, terms,
+                              min(BABY_STEPS, key=lambda k, t=terms: _structure_cost(t, k))))
+        return tuple(polys)
+
+    def sign(self, x: np.ndarray) -> np.ndarray:
+        """The composite sign approximation at ``x`` (reference, NumPy)."""
+        s = np.asarray(x, np.float64)
+        for i, p in enumerate(self._stage_polys):
+            s = p(s) * (2.0 if i == len(self.stages) - 1 else 1.0)
+        return s
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        return x * (0.5 + 0.5 * self.sign(x))
+
+    @property
+    def degree(self) -> int:
+        return math.prod(_degree(p.coeffs) for p in self._stage_polys)
+
+    def max_error(self, points: int = 4001) -> float:
+        x = np.linspace(-self.half_width, self.half_width, points)
+        return float(np.max(np.abs(self(x) - EXACT["relu"](x))))
+
+    def evaluate(self, x: Any) -> Any:
+        s = x
+        for p in self._stage_polys:
+            s = p.evaluate(s)
+        return x * (s + 0.5)
+
+    def describe(self) -> dict[str, Any]:
+        return {"form": "composite", "stages": "+".join(self.stages), "degree": self.degree,
+                "half_width": round(self.half_width, 4), "max_err": round(self.max_error(), 6),
+                "depth": depth(self)}
+
+
+StandIn = Poly | CompositeRelu
+
+
+def _trace(p: StandIn) -> Trace:
+    trace = Trace()
+    p.evaluate(Level(trace, 0))
+    return trace
+
+
+def depth(p: StandIn) -> int:
     """Multiplicative levels the encrypted evaluation of ``p`` consumes."""
-    # Prescaling delays the power chain by one level, and the deepest path runs through
-    # the highest power, so it adds exactly one level.
-    return _depth(p.coeffs) + (1 if p.prescaled else 0)
+    return -_trace(p).lowest
 
 
-def _depth(coeffs: tuple[float, ...]) -> int:
-    deg = _degree(coeffs)
-    if deg <= 1:
-        return deg
-    j, q, r = _split(coeffs)
-    return max(_depth(q), 1 + max(j, _depth(r)))
-
-
-def ct_mults(p: Poly) -> int:
+def ct_mults(p: StandIn) -> int:
     """Ciphertext-ciphertext products of the encrypted evaluation (squarings included)."""
-    deg = _degree(p.coeffs)
-    if deg <= 1:
-        return 0
-    return int(math.floor(math.log2(deg))) + _split_products(p.coeffs)
+    return _trace(p).counts["ct_ct_mul"]
 
 
-def _split_products(coeffs: tuple[float, ...]) -> int:
-    if _degree(coeffs) <= 1:
-        return 0
-    _, q, r = _split(coeffs)
-    return _split_products(q) + _split_products(r) + (1 if _degree(r) >= 1 else 0)
-
-
-def pt_mults(p: Poly) -> int:
-    """Ciphertext-plaintext products: one per degree-1 leaf, per constant times a power, one to prescale."""
-    return _pt_mults(p.coeffs) + (1 if p.prescaled else 0)
-
-
-def _pt_mults(coeffs: tuple[float, ...]) -> int:
-    deg = _degree(coeffs)
-    if deg == 0:
-        return 0
-    if deg == 1:
-        return 1
-    _, q, r = _split(coeffs)
-    r_part = _pt_mults(r) if _degree(r) >= 1 else (1 if any(r) else 0)
-    return _pt_mults(q) + r_part
+def pt_mults(p: StandIn) -> int:
+    """Ciphertext-plaintext products (scalar times ciphertext) of the encrypted evaluation."""
+    return _trace(p).counts["scalar_mul"]
 
 
 class PlainOps(NonlinearityOps):
     """The ``ops`` of :mod:`rnnbench.cells.equations` on NumPy arrays, exact or polynomial.
 
     Records the largest input magnitude per kind and, for polynomial stand-ins, how many
-    inputs fell outside the fitted interval.
+    inputs fell outside the fitted interval. ``evaluate``: run the stand-ins' own
+    evaluation order (Paterson-Stockmeyer) instead of the reference series.
     """
 
-    def __init__(self, polys: dict[str, Poly] | None = None) -> None:
+    def __init__(self, polys: dict[str, StandIn] | None = None, evaluate: bool = False) -> None:
         self.polys = polys
+        self.use_evaluate = evaluate
         self.max_abs: Counter[str] = Counter()
         self.outside = 0
         self.evaluated = 0
+        self.samples: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
 
     def apply(self, kind: str, x: np.ndarray) -> np.ndarray:
         self.max_abs[kind] = max(self.max_abs[kind], float(np.max(np.abs(x))) if x.size else 0.0)
         if self.polys is None:
+            self.samples[kind].append(np.abs(np.ravel(x)))
             return EXACT[kind](x)
-        poly = self.polys[kind]
-        self.outside += int(np.count_nonzero(np.abs(x) > poly.half_width))
+        p = self.polys[kind]
+        self.outside += int(np.count_nonzero(np.abs(x) > p.half_width))
         self.evaluated += x.size
-        return poly(x)
+        return p.evaluate(x) if self.use_evaluate else p(x)
 
 
 def run_plain(weights: Weights, x: np.ndarray, ops: PlainOps) -> np.ndarray:
@@ -185,19 +347,18 @@ def run_plain(weights: Weights, x: np.ndarray, ops: PlainOps) -> np.ndarray:
 
 
 def calibrate(
-    weights: Weights, x: np.ndarray, degrees: dict[str, int], margin: float,
+    weights: Weights, x: np.ndarray, make: Callable[[str, float], StandIn], margin: float,
     half_width: float | None = None, rounds: int = 4,
-) -> dict[str, Poly]:
+) -> dict[str, StandIn]:
     """Fit each nonlinearity on the range its inputs take on ``x`` (times ``margin``).
 
-    The ranges of the exact cell seed the fit; the polynomial cell's own ranges (which
-    differ: its values are approximations) then widen the intervals until they cover
-    them, so the polynomials are evaluated where they were fitted. ``half_width`` fixes
-    every interval instead.
+    ``make(kind, a)`` builds the stand-in for ``[-a, a]``. The ranges of the exact cell
+    seed the fit; the polynomial cell's own ranges (which differ: its values are
+    approximations) then widen the intervals until they cover them, so the polynomials
+    are evaluated where they were fitted. ``half_width`` fixes every interval instead.
     """
-    def fitted(ranges: dict[str, float]) -> dict[str, Poly]:
-        return {k: fit(k, degrees[k], half_width or max(margin * ranges.get(k, 0.0), 1.0))
-                for k in KINDS}
+    def fitted(ranges: dict[str, float]) -> dict[str, StandIn]:
+        return {k: make(k, half_width or round_up(max(margin * ranges.get(k, 0.0), 1.0))) for k in KINDS}
 
     exact = PlainOps()
     run_plain(weights, x, exact)
@@ -211,3 +372,9 @@ def calibrate(
             break
         polys = fitted({k: max(probe.max_abs[k], polys[k].half_width) for k in KINDS})
     return polys
+
+
+def round_up(a: float) -> float:
+    """``a`` rounded up to 2 significant digits: intervals that print as they are."""
+    digits = 1 - math.floor(math.log10(a))
+    return math.ceil(a * 10**digits) / 10**digits
