@@ -38,6 +38,9 @@ class RecurrentCell(nn.Module):
         self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
         self.bias_ih = nn.Parameter(torch.empty(rows))
         self.bias_hh = nn.Parameter(torch.empty(rows))
+        # The nonlinearities: exact by default; polynomial-aware fine-tuning swaps in the
+        # polynomials an encrypted backend evaluates (rnnbench.tasks.polyaware).
+        self.ops = TorchOps
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """PyTorch's RNN initialisation: uniform in ``[-1/sqrt(H), 1/sqrt(H)]``."""
@@ -59,7 +62,7 @@ class RecurrentCell(nn.Module):
         # Input projection for every step at once; only the recurrence is sequential.
         gi_all = torch.nn.functional.linear(x, self.weight_ih, self.bias_ih)
         outputs, state = unroll(
-            self.cell, TorchOps, gi_all,
+            self.cell, self.ops, gi_all,
             lambda h: torch.nn.functional.linear(h, self.weight_hh, self.bias_hh), state,
             lambda v: v.chunk(gates, -1))
         return torch.stack(outputs), state
