@@ -173,7 +173,7 @@ def test_depth_is_exact_for_every_stand_in():
     """Each stand-in (Chebyshev, composite relu) runs with ``depth`` levels and fails with one fewer."""
     from rnnbench.backends.ckks.he import Enc, Engine
 
-    for p in (poly.fit("sigmoid", 15, 6.0), poly.fit("relu", 14, 3.0), poly.CompositeRelu(3.0, ("g3", "f3"))):
+    for p in (poly.fit("sigmoid", 15, 6.0), poly.fit("relu", 14, 3.0), poly.CompositeRelu(3.0)):
         d = poly.depth(p)
         x = np.random.default_rng(5).uniform(-p.half_width, p.half_width, 64)
         exact = Engine(params.Setup(16384, 30, d, 1))
@@ -190,6 +190,38 @@ def _wide_engine():
     from rnnbench.backends.ckks.he import Engine
 
     return Engine(params.Setup(16384, 37, params.max_levels(16384, 37), 1))
+
+
+def test_out_of_range_fraction_recorded_and_small_with_the_calibration_sample(runs):
+    w, x, prepared, _ = runs("gru", "vector")
+    probe = poly.PlainOps(prepared.polys)
+    poly.run_plain(w, x, probe)
+    assert prepared.facts()["ckks_out_of_range_frac"] == probe.outside / probe.evaluated
+    # One sequence (the run's own batch at B=1, as calibration once was) leaves inputs outside
+    # the intervals (where polynomials explode); the backend's 4096 leave under 0.1%.
+    w = weights("gru", hidden=16, inputs=16)
+    fresh = np.random.default_rng(7).standard_normal((1, 1000, 16))
+    fractions = {}
+    for n in (1, BACKEND.calibration_sequences):
+        cal = np.random.default_rng(8).standard_normal((1, n, 16))
+        probe = poly.PlainOps(params.stand_ins(w, BACKEND.validate_params({}), cal))
+        with np.errstate(over="ignore", invalid="ignore"):
+            poly.run_plain(w, fresh, probe)
+        fractions[n] = probe.outside / probe.evaluated
+    assert fractions[BACKEND.calibration_sequences] < 1e-3 < fractions[1]
+
+
+def test_composite_sign_error_bound():
+    """The default composite sign: within SIGN_BOUND of sign(u) past SIGN_FROM; relu within RELU_BOUND x a."""
+    c = poly.CompositeRelu(7.0)
+    u = np.linspace(-1, 1, 400_001)
+    s = c.sign(7.0 * u)
+    far = np.abs(u) >= poly.SIGN_FROM
+    assert np.max(np.abs(s[far] - np.sign(u[far]))) <= poly.SIGN_BOUND
+    assert np.max(np.abs(s)) <= 1 + 1e-12
+    assert c.max_error(400_001) <= poly.RELU_BOUND * 7.0
+    # The stand-in's own evaluation order (what runs encrypted) computes the same function.
+    np.testing.assert_allclose(c.evaluate(7.0 * u), c(7.0 * u), atol=1e-12, rtol=0)
 
 
 def test_insecure_or_impossible_params_refused():

@@ -40,14 +40,15 @@ ACTIVATIONS = ("exact", "ckks")
 
 
 class PolyTorchOps(NonlinearityOps):
-    """The cell's ``ops`` on torch tensors with the CKKS stand-ins (inputs clamped to their intervals)."""
+    """The cell's ``ops`` on torch tensors with the CKKS stand-ins; ``clamp``: inputs clamped to
+    their intervals (training only: the encrypted evaluation cannot clamp)."""
 
-    def __init__(self, stand_ins: Mapping[str, Any]) -> None:
-        self.stand_ins = dict(stand_ins)
+    def __init__(self, stand_ins: Mapping[str, Any], clamp: bool = False) -> None:
+        self.stand_ins, self.clamp = dict(stand_ins), clamp
 
     def apply(self, kind: str, x: torch.Tensor) -> torch.Tensor:
         p = self.stand_ins[kind]
-        return p.evaluate(x.clamp(-p.half_width, p.half_width))
+        return p.evaluate(x.clamp(-p.half_width, p.half_width) if self.clamp else x)
 
 
 def ckks_stand_ins(model: TaskModel, data: TaskData, params: Mapping[str, Any] | None = None,
@@ -111,7 +112,7 @@ def finetune(model: TaskModel, data: TaskData, params: Mapping[str, Any] | None 
     stand_ins, taken = before, 0
     for start in range(0, steps, refit_every):
         stand_ins = ckks_stand_ins(tuned, data, params, n_eval)
-        tuned.cell.ops = PolyTorchOps(stand_ins)
+        tuned.cell.ops = PolyTorchOps(stand_ins, clamp=True)
         count = min(refit_every, steps - start)
         run(count, lambda step, start=start: lr * config.lr_factor(start + step))
         taken += count
@@ -120,7 +121,7 @@ def finetune(model: TaskModel, data: TaskData, params: Mapping[str, Any] | None 
         if final == stand_ins:
             break
         stand_ins = final
-        tuned.cell.ops = PolyTorchOps(stand_ins)
+        tuned.cell.ops = PolyTorchOps(stand_ins, clamp=True)
         run(refit_every, lambda step: 0.1 * lr)
         taken += refit_every
         final = ckks_stand_ins(tuned, data, params, n_eval)

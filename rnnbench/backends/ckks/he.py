@@ -216,10 +216,13 @@ def saved_size(obj) -> int:
 class Enc:
     """One encrypted value of the cell equations: same-level ciphertexts at the canonical scale.
 
-    A product of two values stays *pending* (neither relinearised nor rescaled) until it
-    is used: pending values at the same level add up as they are, so a sum of products
-    (GRU's ``(1 - z) n + z h``, LSTM's ``f c + i g``) costs one relinearisation and one
-    rescale, not one per product. Relinearisation always comes before the rescale:
+    A product stays *pending* (neither relinearised nor rescaled) until it is used:
+    pending values at the same level add up as they are, so a sum of products (GRU's
+    ``(1 - z) n + z h``, LSTM's ``f c + i g``, or the two matrix products ``W_ih x + W_hh h``
+    of a gate in the batch packing) costs one relinearisation and one rescale, not one per
+    product. Products of canonical operands and plaintext products made for the next
+    level's canonical scale have the same scale, so they mix. Relinearisation (of the
+    3-part ciphertexts only) always comes before the rescale:
     rescaling a 3-part ciphertext would multiply its rounding noise by the secret key
     squared (errors of 1e-4 instead of 1e-7).
     """
@@ -233,7 +236,8 @@ class Enc:
         if self.pending:
             engine = self.engine
             scale = engine.scales[self.level]
-            self._cts = [engine.rescale(engine.relinearize(c), scale) for c in self._cts]
+            self._cts = [engine.rescale(engine.relinearize(c) if c.size() > 2 else c, scale)
+                         for c in self._cts]
             self.pending = False
         return self._cts
 

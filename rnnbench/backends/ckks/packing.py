@@ -69,9 +69,14 @@ class BatchPacking:
 
     def project(self, engine: Engine, cts: list[seal.Ciphertext], matrix: np.ndarray, bias: np.ndarray,
                 level: int, units: list[int]) -> tuple[Enc, ...]:
-        """``matrix @ v + bias`` for ``units``, one :class:`Enc` per gate, at ``level`` (canonical scale)."""
+        """``matrix @ v + bias`` for ``units``, one :class:`Enc` per gate, at ``level`` (canonical scale).
+
+        The rows are left pending (summed, not rescaled), so a gate that adds both matrix
+        products (``W_ih x + W_hh h``) is rescaled once.
+        """
         src = [engine.mod_switch(ct, level + 1) for ct in cts]
         weight_scale = engine.scales[level] * engine.primes[level + 1] / src[0].scale
+        product_scale = engine.scales[level] * engine.primes[level + 1]
         hidden, gates = self.weights.hidden_size, self.weights.gates
         rows = []
         for r in (g * hidden + j for g in range(gates) for j in units):
@@ -81,9 +86,9 @@ class BatchPacking:
                     continue
                 term = engine.mul_plain(ct, engine.plain(float(w), level + 1, weight_scale))
                 acc = term if acc is None else engine.accumulate(acc, term)
-            out = engine.rescale(acc, engine.scales[level])
-            rows.append(engine.add_plain(out, engine.plain(float(bias[r]), level, engine.scales[level])))
-        return tuple(Enc(engine, rows[g * len(units):(g + 1) * len(units)]) for g in range(gates))
+            rows.append(engine.add_plain(acc, engine.plain(float(bias[r]), level + 1, product_scale)))
+        return tuple(Enc(engine, rows[g * len(units):(g + 1) * len(units)], pending=True)
+                     for g in range(gates))
 
     def model_pt_mults(self) -> int:
         """Ciphertext-plaintext products of both matrix products in one step."""

@@ -239,12 +239,17 @@ def fit_to_error(kind: str, half_width: float, max_err: float, max_degree: int |
 # Odd polynomials whose composition approximates sign(u) on [-1, 1] (monomial coefficients).
 # g3 (degree 7) pushes |u| towards 1 fastest near 0; f3 (degree 7, derivative zero at +-1)
 # then flattens the result at 1 (Cheon, Kim, Kim and Lee 2020, "Efficient homomorphic
-# comparison methods with optimal complexity").
+# comparison methods with optimal complexity"). The default g3 o g3 then f3 (depth 10, 11
+# with u = x / a): |s(u) - sign(u)| <= SIGN_BOUND for SIGN_FROM <= |u| <= 1 and |s| <= 1,
+# so relu's error is at most RELU_BOUND x a (tested). Measured on the trained digits reluadd
+# (float 91.4%): 91.8% at depth 11 per relu, the best composite per level; a Chebyshev relu
+# of degree 62 gave 90.6% at depth 7, so ``relu=poly`` stays the default.
 SIGN_STAGES = {
     "g3": (0.0, 4589 / 1024, 0.0, -16577 / 1024, 0.0, 25614 / 1024, 0.0, -12860 / 1024),
     "f3": (0.0, 35 / 16, 0.0, -35 / 16, 0.0, 21 / 16, 0.0, -5 / 16),
 }
-DEFAULT_SIGN = ("g3", "g3", "g3", "f3")
+DEFAULT_SIGN = ("g3", "g3", "f3")
+SIGN_FROM, SIGN_BOUND, RELU_BOUND = 0.05, 0.013, 0.0052
 
 
 @dataclass(frozen=True)
