@@ -25,6 +25,7 @@ from rnnbench.cli.common import (
     DEFAULT_MODELS,
     InputError,
     app,
+    backend_param_variants,
     check_format,
     check_int,
     check_positive_float,
@@ -81,7 +82,8 @@ def train(
     steps: Annotated[int | None, typer.Option(
         help="Optimizer steps (default: 2000).")] = None,
     seed: Annotated[str, typer.Option(help="Comma list of seeds (one model per seed).")] = "0",
-    lr: Annotated[float, typer.Option(help="Peak learning rate of Adam.")] = 2e-3,
+    lr: Annotated[float | None, typer.Option(
+        help="Peak learning rate of Adam (default 2e-3; fine-tuning: 5e-4).")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per optimizer step.")] = 64,
     curve_every: Annotated[int, typer.Option(
         help="Learning-curve point every N steps (0: 20 points per model).")] = 0,
@@ -97,6 +99,15 @@ def train(
     ] = 0.0,
     summary_format: Annotated[str, typer.Option(
         "--format", help="Table of trained models on stdout: md, csv or json.")] = "md",
+    activations: Annotated[str, typer.Option(
+        help="exact: train from scratch. ckks: fine-tune the checkpoints in --from-models with the "
+             "CKKS backend's own polynomials in place of sigmoid/tanh/relu (polynomial-aware), "
+             "saved to --models (default steps 400).")] = "exact",
+    from_models: Annotated[Path, typer.Option(
+        help="With --activations ckks: the trained checkpoints to fine-tune.")] = DEFAULT_MODELS,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="With --activations ckks: CKKS settings, ckks.KEY=VALUE (repeatable).")
+    ] = None,
 ) -> None:
     """Train each cell with a linear readout on a task with one fixed budget; save checkpoints."""
     import pandas as pd
@@ -118,7 +129,15 @@ def train(
             if value is not None:
                 check_int(value, option)
         check_int(curve_every, "--curve-every", minimum=0)
-        check_positive_float(lr, "--lr")
+        if lr is not None:
+            check_positive_float(lr, "--lr")
+        if activations not in ("exact", "ckks"):
+            raise InputError(f"--activations must be exact or ckks, got {activations!r}")
+        if activations == "ckks":
+            jobs = [(d, c, h, s) for d in datasets for h in hidden_sizes for s in seeds for c in cell_list]
+            return _finetune_for_ckks(jobs, from_models, models, param or [], steps, lr, summary_format)
+        if param:
+            raise InputError("--param is for --activations ckks")
         if not math.isfinite(lstm_forget_bias):
             raise InputError(f"--lstm-forget-bias must be a finite number, got {lstm_forget_bias}")
         run_id = new_run_id()
@@ -136,7 +155,7 @@ def train(
     torch.set_num_threads(threads)
 
     def config_for(task_data: TaskData) -> TrainConfig:
-        return training.TrainConfig.for_task(task_data, steps, batch_size=batch_size, lr=lr,
+        return training.TrainConfig.for_task(task_data, steps, batch_size=batch_size, lr=lr or 2e-3,
                                              curve_every=curve_every, lstm_forget_bias=lstm_forget_bias)
 
     run = new_run(run_id, {"argv": sys.argv[1:], "command": "train"},
@@ -171,3 +190,38 @@ def train(
         raise fail(f"cannot write models to {models}: {exc.strerror or exc}; "
                    "finished models are kept there", code=1) from None
     print_table(pd.DataFrame(trained_models), summary_format, summary.markdown)
+
+
+def _finetune_for_ckks(jobs: list[tuple[TaskData, str, int, int]], from_models: Path, models: Path,
+                       param: list[str], steps: int | None, lr: float | None, fmt: str) -> None:
+    """``train --activations ckks``: polynomial-aware fine-tuning of existing checkpoints."""
+    import pandas as pd
+
+    from rnnbench.results import summary
+    from rnnbench.tasks import checkpoints, polyaware
+
+    if from_models.resolve() == models.resolve():
+        raise InputError("--activations ckks writes fine-tuned models to --models; give the trained ones "
+                         "as --from-models (another directory)")
+    variants = backend_param_variants(["ckks"], param)
+    if len(variants["ckks"]) != 1:
+        raise InputError("--param: give one value per CKKS setting")
+    given = {item.split("=", 1)[0].removeprefix("ckks.") for item in param}
+    params = {k: v for k, v in variants["ckks"][0].items() if k in given}  # the sidecar records these
+    bases = []
+    for data, cell, hidden, seed in jobs:
+        base = checkpoints.path_for(from_models, data.tag, cell, data.seq_len, hidden, seed)
+        if not checkpoints.sidecar_path(base).exists():
+            raise InputError(f"no checkpoint {base} to fine-tune (train it first, or give --from-models)")
+        bases.append(base)
+    models.mkdir(parents=True, exist_ok=True)
+    table = []
+    for (data, cell, hidden, seed), base in zip(jobs, bases, strict=True):
+        err.print(f"fine-tuning {base.name} with the CKKS polynomials ...")
+        path, result = polyaware.finetune_checkpoint(base, data, models, params, steps=steps or 400,
+                                                     lr=lr or 5e-4, seed=seed)
+        table.append({"task": data.tag, "cell": cell, "seq_len": data.seq_len, "hidden_size": hidden,
+                      "seed": seed, "steps": result.steps, "metric": data.objective.metric,
+                      **{k: round(v, 4) for k, v in result.metrics.items()},
+                      "polys_match": result.polys_match, "checkpoint": str(path)})
+    print_table(pd.DataFrame(table), fmt, summary.markdown)
