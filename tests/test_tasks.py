@@ -195,9 +195,12 @@ def test_sweep_with_task_emits_accuracy_rows_for_every_backend(tmp_path):
     models, out = tmp_path / "models", tmp_path / "acc.parquet"
     present = backends.names()
     # The sweep trains the missing models itself (tiny budget), then scores them everywhere.
+    # Cheap CKKS polynomials: this checks the rows, not CKKS accuracy (the default relu of
+    # degree 30 makes reluadd's encrypted run minutes long).
+    cheap = ["-p", "ckks.relu_degree=6", "-p", "ckks.poly_err=0.05"] if "ckks" in present else []
     result = invoke("sweep", "--task", "digits", "--cells", "gru,reluadd", "--backends", ",".join(present),
                     "--hidden", "8", "--n-eval", "40", "--train-steps", "15", "--models", models,
-                    "--out", out, "--timeout", "900")
+                    "--out", out, "--timeout", "900", *cheap)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in models.glob("*.pt")) == ["digits-T8-H8-gru-s0.pt",
                                                             "digits-T8-H8-reluadd-s0.pt"]
