@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: sweep test browser lint
+.PHONY: sweep test browser lint tfhe-env
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,13 +16,27 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# The TFHE backend's own environment: concrete-python 2.11 needs numpy < 2 and setuptools < 81
+# (it imports pkg_resources); torch pinned first (concrete depends on it; unpinned it pulls CUDA).
+# numba, scikit-learn, scipy, threadpoolctl: what a point's child imports from rnnbench.
+TFHE_VENV ?= .venv-tfhe
+TFHE_STAMP := $(TFHE_VENV)/.installed-stamp
+$(TFHE_STAMP): Makefile
+	test -x $(TFHE_VENV)/bin/python || python3 -m venv $(TFHE_VENV)
+	$(TFHE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(TFHE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 \
+		concrete-python==2.11.0 'numpy<2' 'setuptools<81' numba scikit-learn threadpoolctl
+	touch $(TFHE_STAMP)
+
+tfhe-env: $(TFHE_STAMP)
+
 sweep: $(STAMP)
 	@$(VENV)/bin/rnnbench sweep $(ARGS)
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+test: $(STAMP) browser $(TFHE_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

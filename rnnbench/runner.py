@@ -12,9 +12,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import multiprocessing.connection
 import os
+import pickle
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+
+import numpy as np
 
 from rnnbench import backends
 from rnnbench.grid import Point
@@ -106,12 +112,78 @@ def _start_fork_server() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
+def _plain(value: object) -> object:
+    """NumPy scalars as Python numbers: rows cross between interpreters with different NumPy."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _run_in_interpreter(point: Point, settings: Settings, interpreter: str,
+                        stop: threading.Event | None) -> list[Row]:
+    """Measure ``point`` in a child of another interpreter (``python -m rnnbench.runner``).
+
+    For backends whose library needs another environment (:attr:`Backend.interpreter`).
+    The point, settings and backend target go in on stdin, the rows come back in a file
+    (pickled plain Python values); the child is killed after ``settings.timeout`` seconds.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    for name in _MEASUREMENT_ENV_DROPPED:
+        environ.pop(name, None)
+    with tempfile.TemporaryDirectory(prefix="rnnbench-point-") as tmp:
+        rows_file = os.path.join(tmp, "rows.pickle")
+        process = subprocess.Popen([interpreter, "-m", "rnnbench.runner", rows_file], stdin=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environ)
+        try:
+            process.stdin.write(pickle.dumps((point, settings, backends.target(point.backend))))
+            process.stdin.close()
+            deadline = time.monotonic() + settings.timeout
+            while process.poll() is None:
+                if stop is not None and stop.is_set():
+                    raise Stopped
+                if time.monotonic() > deadline:
+                    return [failure_row(point, "timeout", "Timeout",
+                                        f"point did not finish within {settings.timeout:g} s")]
+                time.sleep(0.2)
+            if os.path.exists(rows_file):
+                with open(rows_file, "rb") as f:
+                    return pickle.load(f)
+            tail = process.stderr.read().decode(errors="replace").strip().splitlines()[-1:] or [""]
+            return [failure_row(point, "error", "ChildDied",
+                                f"child process died with exit code {process.returncode}: {tail[0]}")]
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            process.stderr.close()
+
+
+class _RowsFile:
+    """The other interpreter's end of :func:`_run_in_interpreter`: rows written to a file, atomically."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def send(self, rows: list[Row]) -> None:
+        with open(self.path + ".tmp", "wb") as f:
+            pickle.dump([{k: _plain(v) for k, v in row.items()} for row in rows], f)
+        os.replace(self.path + ".tmp", self.path)
+
+    def close(self) -> None:
+        pass
+
+
 def run_point(point: Point, settings: Settings, stop: threading.Event | None = None) -> list[Row]:
     """Measure ``point`` in a fresh child process, killed after ``settings.timeout`` seconds.
 
     Raises :class:`Stopped` (a ``KeyboardInterrupt``) when ``stop`` is set while waiting.
     """
-    ctx = _mp_context(backends.get(point.backend).fork_safe)
+    backend = backends.get(point.backend)
+    if backend.interpreter:
+        reason = backend.skip_reason(point.cell, point.backend_params)
+        if reason:  # e.g. the other environment is missing
+            return [failure_row(point, "skipped", "Unsupported", reason)]
+        return _run_in_interpreter(point, settings, backend.interpreter, stop)
+    ctx = _mp_context(backend.fork_safe)
     receiver, sender = ctx.Pipe(duplex=False)
     target = backends.target(point.backend)
     process = ctx.Process(target=_child, args=(point, settings, target, sender), daemon=True)
@@ -134,3 +206,8 @@ def run_point(point: Point, settings: Settings, stop: threading.Event | None = N
             process.kill()
         process.join()
         receiver.close()
+
+
+if __name__ == "__main__":  # a point's child in another interpreter (see _run_in_interpreter)
+    _point, _settings, _target = pickle.loads(sys.stdin.buffer.read())
+    _child(_point, _settings, _target, _RowsFile(sys.argv[1]))

@@ -19,6 +19,7 @@ _REGISTRY: dict[str, str] = {
     "int16": "rnnbench.backends.integer.backend:INT16",
     "torch-int8": "rnnbench.backends.torch_int8:BACKEND",
     "ckks": "rnnbench.backends.ckks:BACKEND",
+    "tfhe": "rnnbench.backends.tfhe:BACKEND",
 }
 
 

@@ -50,6 +50,10 @@ class Backend(ABC):
     # False where the backend's library misbehaves in a process forked after it was
     # imported; the runner then starts that point in a fresh interpreter instead.
     fork_safe: bool = True
+    # The Python interpreter this backend's point children run in (another virtual
+    # environment, e.g. TFHE's with NumPy < 2); None: this interpreter. The runner then
+    # starts that interpreter and exchanges plain data with it (see rnnbench.runner).
+    interpreter: str | None = None
     # Upper bounds on the runner's samples per point, for backends whose single run takes
     # seconds (e.g. {"warmup": 0, "repeats": 2}); empty: the sweep's settings apply as given.
     sample_cap: Mapping[str, int] = {}

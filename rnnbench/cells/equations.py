@@ -22,13 +22,21 @@ from typing import Any
 
 
 def inh(ops: Any, v: Any, s: Any) -> Any:
-    """Additive inhibition: passes ``v`` where ``s >= 0``, shrinks ``|v|`` by ``-s`` where ``s < 0``."""
+    """Additive inhibition: passes ``v`` where ``s >= 0``, shrinks ``|v|`` by ``-s`` where ``s < 0``.
+
+    An ``ops`` namespace may compute it its own way (``ops.inh``: e.g. one two-input table
+    lookup under TFHE); the result must be the same function.
+    """
+    if hasattr(ops, "inh"):
+        return ops.inh(v, s)
     a = ops.relu(-s)
     return ops.relu(v - a) - ops.relu(-v - a)
 
 
 def clip(ops: Any, u: Any) -> Any:
-    """``min(max(u, -1), 1)`` written with ReLUs and additions only."""
+    """``min(max(u, -1), 1)`` written with ReLUs and additions only (or ``ops.clip``, like :func:`inh`)."""
+    if hasattr(ops, "clip"):
+        return ops.clip(u)
     return ops.relu(u + 1) - ops.relu(u - 1) - 1
 
 

@@ -122,6 +122,34 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("ckks_refresh_every", _I),
     ("ckks_packing", _S),  # batch or vector (what packing=auto resolved to)
     ("ckks_polys", _S),  # JSON: per nonlinearity, degree, interval half-width, max fit error
+    # TFHE (Concrete): per point; *_s per time step except compile and keygen (once per circuit).
+    ("tfhe_form", _S),  # literal or packed
+    ("tfhe_mode", _S),  # composed (one step circuit applied T times) or unrolled
+    ("tfhe_simulated", _B),  # Concrete's simulation (no encryption): true for accuracy-only rows
+    ("tfhe_weight_bits", _I),
+    ("tfhe_act_bits", _I),
+    ("tfhe_compile_s", _F),
+    ("tfhe_keygen_s", _F),
+    ("tfhe_bootstrap_key_bytes", _I),
+    ("tfhe_keyswitch_key_bytes", _I),
+    ("tfhe_encrypt_s", _F),
+    ("tfhe_eval_s", _F),
+    ("tfhe_decrypt_s", _F),
+    ("tfhe_pbs_per_step", _F),  # Concrete's statistics of the compiled circuit, per step
+    ("tfhe_pbs_model", _I),  # lookups + 2 x encrypted products counted while tracing (no rounding PBS)
+    ("tfhe_lut_bits_hist", _S),  # JSON: lookup input bit width -> PBS per step
+    ("tfhe_max_lut_bits", _I),
+    ("tfhe_max_value_bits", _I),  # widest encrypted value (accumulators)
+    ("tfhe_lwe_dimension", _I),  # parameters of the main bootstrap key
+    ("tfhe_glwe_dimension", _I),
+    ("tfhe_polynomial_size", _I),
+    ("tfhe_pbs_levels", _I),
+    ("tfhe_ks_levels", _I),
+    ("tfhe_crypto_params", _S),  # JSON: every bootstrap key's parameters and PBS count
+    ("tfhe_p_error", _F),
+    ("tfhe_global_p_error", _F),
+    ("tfhe_security_bits", _I),
+    ("tfhe_mismatches", _I),  # decrypted integers differing from the cleartext reference (0 expected)
     # Accuracy on a task, and training curves.
     ("metric", _S),
     ("metric_value", _F),

@@ -145,7 +145,7 @@ def _projection(w: np.ndarray, b: np.ndarray, bits: int, frac_in: int, frac_pre:
     return Projection(q, np.ascontiguousarray(q.T), bias.astype(_ACCUMULATOR[bits]), multiplier, shift)
 
 
-def _float_ranges(weights: Weights, x: np.ndarray) -> tuple[float, float]:
+def float_ranges(weights: Weights, x: np.ndarray) -> tuple[float, float]:
     """Largest ``|W_ih x + b_ih| + |W_hh h + b_hh|`` bound and ``|c|`` of the float cell on ``x``."""
     peak_c = [0.0]
 
@@ -168,7 +168,7 @@ def quantize(weights: Weights, bits: int, calibration: np.ndarray) -> QuantizedC
     qmax = (1 << (bits - 1)) - 1
     calibration = np.asarray(calibration, np.float32)
     frac_x = finest_frac(float(np.abs(calibration).max(initial=0.0)), qmax, lowest=-8, highest=bits + 8)
-    max_pre, max_c = _float_ranges(weights, calibration)
+    max_pre, max_c = float_ranges(weights, calibration)
     limit = int(np.iinfo(_ELEMENTWISE[bits]).max)
     # The pre-activations of all gates share one scale, so reluadd adds them without rescaling.
     frac_pre = finest_frac(max_pre + _PRE_HEADROOM, limit)

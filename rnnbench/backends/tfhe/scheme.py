@@ -1,0 +1,483 @@
+"""The TFHE-quantized cells, written once for the cleartext reference and the Concrete circuit.
+
+Nothing here imports Concrete: the same code runs in the main environment (NumPy 2, the
+cleartext integer reference) and in the TFHE environment (NumPy 1, tracing the circuit).
+The only difference between the two is the :class:`Engine`, which supplies the handful of
+primitives that differ between plain integers and encrypted ones (a table lookup, a
+two-input lookup, a rounding of low bits, a product of two values). Everything else,
+including the cell's own equations from :mod:`rnnbench.cells.equations`, runs on
+:class:`QValue`, so the circuit and the reference cannot drift apart.
+
+The scheme (``A`` = ``act_bits``, ``W`` = ``weight_bits``):
+
+- weights: per output row, symmetric, ``W`` bits with a power-of-two scale; the rows of one
+  matrix are brought to a common scale by exact shifts (folded into the clear weights);
+  biases are clear integers at the accumulator's scale (clear additions are free);
+- inputs ``x`` and the state ``h``: ``A``-bit signed fixed point (``h`` with ``A - 1``
+  fractional bits, ``x`` calibrated like the integer backend); LSTM's ``c`` has ``A`` bits
+  and a calibrated scale;
+- additions align to the finer of the two scales (an exact multiplication by a power of
+  two, no bootstrap);
+- every nonlinearity, rescale and saturation is one table lookup (one PBS per element); a
+  lookup's input is first rounded (Concrete's ``round_bit_pattern``) to at most
+  ``A + LUT_EXTRA_BITS`` bits;
+- gates (sigmoid, tanh outputs) are ``A``-bit signed with ``A - 1`` fractional bits;
+- a product of two encrypted values takes operands of at most ``A + 1`` bits (wider ones are
+  narrowed to ``A`` bits by a rescaling lookup first) and is exact.
+
+Bounds: every value carries its exact interval ``[lo, hi]`` (interval arithmetic through the
+equations; a lookup's output interval is the table's range over its input interval), so the
+bit width of every value is known before anything is compiled, and nothing can overflow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rnnbench.backends.base import InvalidParams
+from rnnbench.backends.integer.quantize import finest_frac, float_ranges
+from rnnbench.cells import equations
+from rnnbench.cells.equations import GATES
+from rnnbench.cells.weights import Weights
+
+# A lookup's input is rounded to at most act_bits + this many bits (sign included).
+LUT_EXTRA_BITS = 2
+# Concrete compiles table lookups of at most 16 bits.
+MAX_LOOKUP_BITS = 16
+# Packed form: a product of two encrypted values is one two-input lookup when the packed
+# operands fit this many bits; wider, Concrete's multiplication (two PBS one bit wider) is cheaper.
+PACKED_PRODUCT_MAX_BITS = 8
+FORMS = ("literal", "packed")
+STEPS = {"gru": equations.gru_step, "lstm": equations.lstm_step, "reluadd": equations.reluadd_step}
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Bits of the smallest integer type (signed if ``lo < 0``) holding ``[lo, hi]``, as Concrete counts them."""
+    if lo >= 0:
+        return max(int(hi).bit_length(), 1)
+    return max(int(hi).bit_length(), int(-lo - 1).bit_length()) + 1
+
+
+def shift_round(q: Any, s: int) -> Any:
+    """``q * 2**-s`` rounded half up for ``s > 0``; exact ``q * 2**-s`` for ``s <= 0`` (plain ints only)."""
+    if s > 0:
+        return (q + (1 << (s - 1))) >> s
+    return q * (1 << -s)
+
+
+def round_low_bits(q: Any, k: int) -> Any:
+    """What Concrete's ``round_bit_pattern(q, k)`` computes: ``q`` to the nearest multiple of ``2**k``, half up."""
+    return shift_round(q, k) << k
+
+
+class Engine:
+    """The primitives that differ between clear integers and Concrete tracers."""
+
+    def lookup(self, q: Any, table: Callable[[np.ndarray], np.ndarray]) -> Any:
+        raise NotImplementedError
+
+    def lookup2(self, a: Any, b: Any, table: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Any:
+        raise NotImplementedError
+
+    def round(self, q: Any, k: int) -> Any:
+        raise NotImplementedError
+
+    def multiply(self, a: Any, b: Any) -> Any:
+        return a * b
+
+    def hint(self, q: Any, lo: int, hi: int) -> Any:
+        return q
+
+
+class NumpyEngine(Engine):
+    """Clear int64 arrays: the reference."""
+
+    def lookup(self, q, table):
+        return table(np.asarray(q, np.int64))
+
+    def lookup2(self, a, b, table):
+        return table(np.asarray(a, np.int64), np.asarray(b, np.int64))
+
+    def round(self, q, k):
+        return round_low_bits(np.asarray(q, np.int64), k)
+
+
+@dataclass
+class QValue:
+    """An integer tensor (clear or encrypted) at ``frac`` fractional bits, with its exact interval."""
+
+    q: Any
+    frac: int
+    lo: int
+    hi: int
+    ops: TfheOps
+    product: bool = False  # the result of a product of two encrypted values
+
+    @property
+    def bits(self) -> int:
+        return signed_bits(self.lo, self.hi)
+
+    def _at(self, frac: int) -> QValue:
+        """The same value at ``frac >= self.frac`` fractional bits (an exact clear multiplication)."""
+        d = frac - self.frac
+        if d == 0:
+            return self
+        m = 1 << d
+        return QValue(self.q * m, frac, self.lo * m, self.hi * m, self.ops, self.product)
+
+    def _const(self, c: int) -> QValue:
+        v = int(c) << max(self.frac, 0)
+        return QValue(v, self.frac, v, v, self.ops)
+
+    def _combine(self, other: QValue | int, sign: int) -> QValue:
+        a = self if isinstance(other, QValue) or self.frac >= 0 else self._at(0)
+        b = other if isinstance(other, QValue) else a._const(other)
+        # Concrete gives the operands of an addition one bit width, also to the product that
+        # made one of them; so a product never meets a wide value: that one is narrowed first.
+        if a.product and not b.product:
+            b = self.ops.narrow(b)
+        elif b.product and not a.product:
+            a = self.ops.narrow(a)
+        frac = max(a.frac, b.frac)
+        a, b = a._at(frac), b._at(frac)
+        if sign > 0:
+            q, lo, hi = a.q + b.q, a.lo + b.lo, a.hi + b.hi
+        else:
+            q, lo, hi = a.q - b.q, a.lo - b.hi, a.hi - b.lo
+        return self.ops.made(q, frac, lo, hi, a.product or b.product)
+
+    def __add__(self, other: QValue | int) -> QValue:
+        return self._combine(other, 1)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: QValue | int) -> QValue:
+        return self._combine(other, -1)
+
+    def __rsub__(self, other: int) -> QValue:
+        return (-self)._combine(other, 1)
+
+    def __neg__(self) -> QValue:
+        return self.ops.made(-self.q, self.frac, -self.hi, -self.lo, self.product)
+
+    def __mul__(self, other: QValue) -> QValue:
+        return self.ops.product(self, other)
+
+
+def _table_of(values: np.ndarray, start: int, step: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A function on integers that are multiples of ``step`` from ``start`` on, given by ``values``."""
+    last = len(values) - 1
+
+    def table(q: np.ndarray) -> np.ndarray:
+        index = np.clip((np.asarray(q, np.int64) - start) // step, 0, last)
+        return values[index]
+
+    return table
+
+
+def _sigmoid(x: float) -> float:
+    # Python's math (the C library), not NumPy's SIMD routines: the same table in both environments.
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+_REAL = {"sigmoid": _sigmoid, "tanh": math.tanh}
+
+
+@dataclass
+class TfheOps(equations.NonlinearityOps):
+    """The ``ops`` namespace of :mod:`rnnbench.cells.equations` for :class:`QValue`.
+
+    Counts what it builds: lookups by input bit width (one PBS per element each) and
+    products of two encrypted values by operand width (Concrete's multiplication: two PBS
+    per element, one bit wider than the wider operand).
+    """
+
+    engine: Engine
+    act_bits: int
+    form: str
+    frac_pre: int = 0  # scale a wide pre-activation is narrowed to before a product
+    lookups: Counter = field(default_factory=Counter)  # input bits -> lookups (tensor ops)
+    lookup_elements: Counter = field(default_factory=Counter)  # input bits -> PBS
+    products: Counter = field(default_factory=Counter)  # encrypted products, by operand bits
+    product_elements: Counter = field(default_factory=Counter)
+    max_value_bits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.form == "packed":  # the override points of equations.inh / equations.clip
+            self.inh = self._packed_inh
+            self.clip = self._packed_clip
+
+    @property
+    def qmax(self) -> int:
+        return (1 << (self.act_bits - 1)) - 1
+
+    @property
+    def gate_frac(self) -> int:
+        return self.act_bits - 1
+
+    def made(self, q: Any, frac: int, lo: int, hi: int, product: bool = False) -> QValue:
+        self.max_value_bits = max(self.max_value_bits, signed_bits(lo, hi))
+        return QValue(self.engine.hint(q, lo, hi), frac, int(lo), int(hi), self, product)
+
+    def value(self, q: Any, frac: int, bound: int) -> QValue:
+        """An input of the circuit in ``[-bound, bound]``."""
+        return QValue(q, frac, -bound, bound, self)
+
+    # -- table lookups -------------------------------------------------------------------
+    def _count(self, counter: Counter, elements: Counter, bits: int, q: Any) -> None:
+        counter[bits] += 1
+        elements[bits] += int(np.prod(q.shape))
+
+    def lookup(self, v: QValue, real: Callable[[np.ndarray], np.ndarray], frac: int) -> QValue:
+        """``real`` (a function of the real input, vectorised, giving integers at ``frac``) as one lookup.
+
+        The input is first rounded to ``act_bits + LUT_EXTRA_BITS`` bits if it is wider.
+        """
+        k = max(v.bits - (self.act_bits + LUT_EXTRA_BITS), 0)
+        q = self.engine.round(v.q, k) if k else v.q
+        start, stop = int(round_low_bits(v.lo, k)), int(round_low_bits(v.hi, k))
+        inputs = np.arange(start, stop + 1, 1 << k, dtype=np.int64)
+        values = np.asarray(real(inputs * 2.0**-v.frac), np.int64)
+        self._count(self.lookups, self.lookup_elements, signed_bits(start >> k, stop >> k), v.q)
+        out = self.engine.lookup(q, _table_of(values, start, 1 << k))
+        return self.made(out, frac, int(values.min()), int(values.max()))
+
+    def _grid(self, frac: int, lo: int, hi: int) -> Callable[[np.ndarray], np.ndarray]:
+        """Real values to integers at ``frac``, rounded half up, saturated to ``[lo, hi]``."""
+        return lambda x: np.clip(np.floor(np.asarray(x, np.float64) * 2.0**frac + 0.5), lo, hi)
+
+    def apply(self, kind: str, v: QValue) -> QValue:
+        if kind == "relu":
+            return self.relu(v)
+        grid = self._grid(self.gate_frac, -self.qmax, self.qmax)
+        fn = np.vectorize(_REAL[kind], otypes=[np.float64])
+        return self.lookup(v, lambda x: grid(fn(x)), self.gate_frac)
+
+    def relu(self, v: QValue) -> QValue:
+        """``max(v, 0)`` at the scale left after rounding the input (exact on the rounded value)."""
+        k = max(v.bits - (self.act_bits + LUT_EXTRA_BITS), 0)
+        frac = v.frac - k
+        return self.lookup(v, lambda x: np.maximum(np.rint(x * 2.0**frac), 0), frac)
+
+    def store(self, v: QValue, frac: int, bound: int) -> QValue:
+        """``v`` rounded to ``frac`` fractional bits and saturated to ``[-bound, bound]`` (a lookup, unless a no-op)."""
+        if v.frac == frac and -bound <= v.lo and v.hi <= bound:
+            return v
+        return self.lookup(v, self._grid(frac, -bound, bound), frac)
+
+    def narrow(self, v: QValue) -> QValue:
+        """``v`` at ``act_bits`` (a rescaling lookup) if it is wider than an operand of a product may be."""
+        if v.bits <= self.act_bits + 1:
+            return v
+        frac = self.gate_frac if -(1 << v.frac) <= v.lo and v.hi <= (1 << v.frac) else self.frac_pre
+        return self.store(v, frac, self.qmax)
+
+    # -- products of two encrypted values ------------------------------------------------
+    def product(self, a: QValue, b: QValue) -> QValue:
+        a, b = self.narrow(a), self.narrow(b)
+        corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
+        frac, lo, hi = a.frac + b.frac, min(corners), max(corners)
+        if self.form == "packed" and a.bits + b.bits <= PACKED_PRODUCT_MAX_BITS:
+            self._count(self.lookups, self.lookup_elements, a.bits + b.bits, a.q)
+            return self.made(self.engine.lookup2(a.q, b.q, lambda x, y: x * y), frac, lo, hi)
+        self._count(self.products, self.product_elements, max(a.bits, b.bits), a.q)
+        return self.made(self.engine.multiply(a.q, b.q), frac, lo, hi, product=True)
+
+    # -- the packed form's override points -------------------------------------------------
+    def _packed_inh(self, v: QValue, s: QValue) -> QValue:
+        """``inh(v, s)`` as ``a = relu(-s)`` (one lookup) and one two-input lookup of ``(v, a)``.
+
+        ``a`` is produced at ``v``'s scale and saturated at ``max |v|`` (a larger cut gives 0
+        all the same), so the packed pair is as narrow as it can be.
+        """
+        v = self.narrow(v)
+        reach = max(-v.lo, v.hi)
+        a = self.lookup(-s, lambda x: np.clip(np.floor(x * 2.0**v.frac + 0.5), 0, reach), v.frac)
+        frac = v.frac
+
+        def table(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return np.maximum(x - y, 0) - np.maximum(-x - y, 0)
+
+        inputs = np.arange(v.lo, v.hi + 1, dtype=np.int64)
+        cut = np.arange(a.lo, a.hi + 1, dtype=np.int64)
+        values = table(inputs[:, None], cut[None, :])
+        self._count(self.lookups, self.lookup_elements, v.bits + a.bits, v.q)
+        return self.made(self.engine.lookup2(v.q, a.q, table), frac, int(values.min()), int(values.max()))
+
+    def _packed_clip(self, u: QValue) -> QValue:
+        """``clip(u)`` fused with storing the result at the state's scale: one lookup."""
+        grid = self._grid(self.gate_frac, -self.qmax, self.qmax)
+        return self.lookup(u, lambda x: grid(np.clip(x, -1.0, 1.0)), self.gate_frac)
+
+    # -- statistics ----------------------------------------------------------------------
+    def pbs_count(self) -> int:
+        """PBS per evaluation: one per lookup element, two per element of Concrete's multiplication."""
+        return sum(self.lookup_elements.values()) + 2 * sum(self.product_elements.values())
+
+    def lookup_histogram(self) -> dict[int, int]:
+        """PBS by bit width (products counted at one bit more than their wider operand)."""
+        hist: Counter = Counter(self.lookup_elements)
+        for bits, n in self.product_elements.items():
+            hist[bits + 1] += 2 * n
+        return dict(sorted(hist.items()))
+
+
+# -- quantization -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Projection:
+    """``W v + b`` with clear integer weights at a common power-of-two scale per matrix."""
+
+    weight: np.ndarray  # [rows, K] int64, rows already shifted to the common scale
+    bias: np.ndarray  # [rows] int64 at the accumulator's scale
+    frac: int  # fractional bits of the accumulator (weights' + input's)
+    row_lo: np.ndarray  # [rows] exact bounds of the accumulator per row
+    row_hi: np.ndarray
+
+
+@dataclass(frozen=True)
+class TfheCell:
+    """Everything the reference and the circuit need: clear weights, scales, widths."""
+
+    cell: str
+    weight_bits: int
+    act_bits: int
+    form: str
+    input_proj: Projection
+    recurrent_proj: Projection
+    frac_x: int
+    frac_pre: int
+    frac_c: int
+
+    @property
+    def hidden_size(self) -> int:
+        return self.recurrent_proj.weight.shape[1]
+
+    @property
+    def input_size(self) -> int:
+        return self.input_proj.weight.shape[1]
+
+    @property
+    def qmax(self) -> int:
+        return (1 << (self.act_bits - 1)) - 1
+
+    @property
+    def frac_h(self) -> int:
+        return self.act_bits - 1
+
+    @property
+    def lstm(self) -> bool:
+        return self.cell == "lstm"
+
+
+def _projection(w: np.ndarray, b: np.ndarray, weight_bits: int, frac_in: int, in_bound: int) -> Projection:
+    """Per-row power-of-two quantization, rows shifted to one scale, accumulators kept within 16 bits."""
+    qw = (1 << (weight_bits - 1)) - 1
+    w = np.asarray(w, np.float64)
+    row_max = np.abs(w).max(axis=1)
+    row_frac = np.array([finest_frac(m, qw, lowest=-16, highest=24) for m in row_max])
+    frac_w = int(row_frac.max())
+    while True:  # the finest common scale whose accumulators stay within 16 bits
+        step = np.minimum(row_frac, frac_w)
+        q = np.clip(np.rint(w * 2.0 ** step[:, None]), -qw, qw).astype(np.int64)
+        q = q << (frac_w - step)[:, None]
+        bias = np.rint(np.asarray(b, np.float64) * 2.0 ** (frac_w + frac_in)).astype(np.int64)
+        reach = np.abs(q).sum(axis=1) * in_bound
+        row_lo, row_hi = bias - reach, bias + reach
+        if signed_bits(int(row_lo.min()), int(row_hi.max())) <= MAX_LOOKUP_BITS - 1 or frac_w <= -16:
+            return Projection(q, bias, frac_w + frac_in, row_lo, row_hi)
+        frac_w -= 1
+
+
+def quantize(weights: Weights, calibration: np.ndarray, weight_bits: int, act_bits: int,
+             form: str) -> TfheCell:
+    """Quantize ``weights`` for TFHE, scales calibrated on ``calibration`` [T, B, I] (like the integer backend)."""
+    qmax = (1 << (act_bits - 1)) - 1
+    calibration = np.asarray(calibration, np.float32)
+    frac_x = finest_frac(float(np.abs(calibration).max(initial=0.0)), qmax, lowest=-8, highest=act_bits + 8)
+    max_pre, max_c = float_ranges(weights, calibration)
+    return TfheCell(
+        cell=weights.cell, weight_bits=weight_bits, act_bits=act_bits, form=form,
+        input_proj=_projection(weights.weight_ih, weights.bias_ih, weight_bits, frac_x, qmax),
+        recurrent_proj=_projection(weights.weight_hh, weights.bias_hh, weight_bits, act_bits - 1, qmax),
+        frac_x=frac_x,
+        frac_pre=finest_frac(max_pre, qmax, lowest=-8, highest=act_bits + 8),
+        frac_c=finest_frac(max_c, qmax, lowest=-8, highest=act_bits - 1),
+    )
+
+
+def quantize_inputs(x: np.ndarray, qc: TfheCell) -> np.ndarray:
+    """Inputs [..., I] as ``act_bits`` fixed point at ``frac_x`` (rounded half up, saturated)."""
+    scaled = np.floor(np.asarray(x, np.float32).astype(np.float64) * 2.0**qc.frac_x + 0.5)
+    return np.clip(scaled, -qc.qmax, qc.qmax).astype(np.int64)
+
+
+def _project(ops: TfheOps, v: QValue, p: Projection, gates: int) -> list[QValue]:
+    acc = v.q @ p.weight.T + p.bias
+    rows = p.weight.shape[0] // gates
+    parts = []
+    for g in range(gates):
+        lo, hi = int(p.row_lo[g * rows:(g + 1) * rows].min()), int(p.row_hi[g * rows:(g + 1) * rows].max())
+        parts.append(ops.made(acc[:, g * rows:(g + 1) * rows], p.frac, lo, hi))
+    return parts
+
+
+def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any, ...]:
+    """One time step on integers ``x`` [B, I] and the state ``(h,)`` or ``(h, c)`` [B, H].
+
+    Runs the cell's own equations on :class:`QValue` and stores the new state at its
+    scale and width; returns the new state's integers.
+    """
+    gates = GATES[qc.cell]
+    xv = ops.value(x, qc.frac_x, qc.qmax)
+    h = ops.value(state[0], qc.frac_h, qc.qmax)
+    gi = _project(ops, xv, qc.input_proj, gates)
+    gh = _project(ops, h, qc.recurrent_proj, gates)
+    if qc.lstm:
+        c = ops.value(state[1], qc.frac_c, qc.qmax)
+        h_new, c_new = STEPS[qc.cell](ops, tuple(gi), tuple(gh), (h, c))
+        return ops.store(h_new, qc.frac_h, qc.qmax).q, ops.store(c_new, qc.frac_c, qc.qmax).q
+    h_new = STEPS[qc.cell](ops, tuple(gi), tuple(gh), h)
+    return (ops.store(h_new, qc.frac_h, qc.qmax).q,)
+
+
+def make_ops(qc: TfheCell, engine: Engine) -> TfheOps:
+    return TfheOps(engine=engine, act_bits=qc.act_bits, form=qc.form, frac_pre=qc.frac_pre)
+
+
+def analyse(qc: TfheCell, batch: int = 1) -> TfheOps:
+    """Trace one step on zeros: the ops' counters hold the lookups, products and widths of a step."""
+    ops = make_ops(qc, NumpyEngine())
+    zeros = np.zeros((batch, qc.hidden_size), np.int64)
+    step(ops, qc, np.zeros((batch, qc.input_size), np.int64), (zeros, zeros)[: 2 if qc.lstm else 1])
+    return ops
+
+
+def check_widths(ops: TfheOps) -> None:
+    """Refuse (one line) a circuit with a lookup or a product Concrete cannot compile (over 16 bits)."""
+    widest = max([*ops.lookup_histogram(), 0])
+    if widest > MAX_LOOKUP_BITS:
+        raise InvalidParams(f"tfhe: a table lookup would take {widest} bits; Concrete compiles at most "
+                            f"{MAX_LOOKUP_BITS} (lower tfhe.act_bits or tfhe.weight_bits)")
+
+
+def run_reference(qc: TfheCell, x: np.ndarray) -> np.ndarray:
+    """The cleartext integer reference: hidden states [T, B, H] as integers at ``frac_h``."""
+    xq = quantize_inputs(x, qc)
+    seq_len, batch, _ = xq.shape
+    state = tuple(np.zeros((batch, qc.hidden_size), np.int64) for _ in range(2 if qc.lstm else 1))
+    out = np.empty((seq_len, batch, qc.hidden_size), np.int64)
+    ops = make_ops(qc, NumpyEngine())
+    for t in range(seq_len):
+        state = step(ops, qc, xq[t], state)
+        out[t] = state[0]
+    return out
+
+
+def dequantize(h: np.ndarray, qc: TfheCell) -> np.ndarray:
+    return np.asarray(h, np.float64).astype(np.float32) * np.float32(2.0**-qc.frac_h)

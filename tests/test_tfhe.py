@@ -1,0 +1,117 @@
+"""The TFHE backend: bit-exactness against the cleartext reference, environment, bad input.
+
+The Concrete side runs in the TFHE environment (``make tfhe-env``; ``make test`` builds it);
+the reference runs here, in the main environment.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from rnnbench import runner
+from rnnbench.backends import InvalidParams
+from rnnbench.backends import tfhe
+from rnnbench.backends.tfhe import scheme
+from rnnbench.cells import Weights, make_cell
+from rnnbench.grid import Point
+
+TFHE_PYTHON = tfhe.interpreter_path()
+needs_env = pytest.mark.skipif(not TFHE_PYTHON.exists(), reason="no TFHE environment: run `make tfhe-env`")
+
+_SIMULATE = """
+import json, sys
+import numpy as np
+from rnnbench.backends.tfhe import EncryptedCell, scheme, validate
+from rnnbench.cells import Weights, make_cell
+cell, form, act_bits, mode = sys.argv[1:5]
+m = make_cell(cell, 3, 2, seed=0)
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 1, 3)).astype(np.float32)
+prepared = EncryptedCell(Weights.from_module(m), validate(
+    {"simulate": "true", "act_bits": act_bits, "form": form, "mode": mode}), x)
+out = prepared.runner.run(scheme.quantize_inputs(x, prepared.qc))
+print(json.dumps({"out": out.tolist(), "pbs": prepared.stats["programmable_bootstrap_count"]}))
+"""
+
+
+def _simulated(cell: str, form: str, act_bits: int, mode: str = "composed") -> dict:
+    done = subprocess.run([str(TFHE_PYTHON), "-W", "ignore", "-c", _SIMULATE, cell, form, str(act_bits), mode],
+                          capture_output=True, text=True, timeout=600,
+                          env={"PYTHONPATH": str(tfhe.REPO_ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Concrete writes its simulation warnings to stdout too: the result is the line of JSON.
+    return json.loads(next(line for line in done.stdout.splitlines() if line.startswith('{"out"')))
+
+
+def _reference(cell: str, form: str, act_bits: int) -> np.ndarray:
+    m = make_cell(cell, 3, 2, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 1, 3)).astype(np.float32)
+    qc = scheme.quantize(Weights.from_module(m), x, 4, act_bits, form)
+    return scheme.run_reference(qc, x)
+
+
+@needs_env
+@pytest.mark.parametrize("cell", ["lstm", "reluadd"])
+def test_simulated_circuit_equals_cleartext_reference(cell: str) -> None:
+    got = _simulated(cell, "literal", 3)
+    np.testing.assert_array_equal(np.array(got["out"]), _reference(cell, "literal", 3))
+
+
+@needs_env
+def test_composed_steps_equal_unrolled_steps() -> None:
+    composed = _simulated("lstm", "literal", 3, "composed")
+    unrolled = _simulated("lstm", "literal", 3, "unrolled")
+    np.testing.assert_array_equal(np.array(composed["out"]), np.array(unrolled["out"]))
+
+
+def test_packed_form_changes_reluadd_lookups_but_not_the_equations() -> None:
+    m = make_cell("reluadd", 3, 2, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 1, 3)).astype(np.float32)
+    literal = scheme.analyse(scheme.quantize(Weights.from_module(m), x, 4, 4, "literal"))
+    packed = scheme.analyse(scheme.quantize(Weights.from_module(m), x, 4, 4, "packed"))
+    assert packed.pbs_count() < literal.pbs_count()
+    assert max(packed.lookup_histogram()) > max(literal.lookup_histogram())  # two-input lookups are wider
+
+
+def test_missing_environment_gives_a_skipped_row(monkeypatch) -> None:
+    monkeypatch.setenv("RNNBENCH_TFHE_PYTHON", "/nonexistent/python")
+    point = Point(cell="gru", backend="tfhe", seq_len=1, hidden_size=2, input_size=2, batch_size=1)
+    (row,) = runner.run_point(point, runner.Settings(timeout=30))
+    assert row["status"] == "skipped"
+    assert "make tfhe-env" in row["error_message"]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"security": 80}, "insecure"),
+    ({"act_bits": 15}, "16 bits"),
+    ({"form": "fused"}, "tfhe.form"),
+    ({"weight_bits": 12}, "weight_bits"),
+    ({"colour": 1}, "unknown"),
+])
+def test_bad_parameters_get_one_line_errors(params: dict, message: str) -> None:
+    with pytest.raises(InvalidParams, match=message) as info:
+        tfhe.BACKEND.validate_params(params)
+    assert "\n" not in str(info.value)
+
+
+def test_interval_bounds_hold_on_the_reference() -> None:
+    """Every value's exact interval covers what the reference computes (so nothing can overflow)."""
+    m = make_cell("gru", 3, 4, seed=1)
+    x = 3 * np.random.default_rng(1).standard_normal((4, 8, 3)).astype(np.float32)
+    qc = scheme.quantize(Weights.from_module(m), x, 4, 4, "literal")
+    seen = []
+
+    class Checking(scheme.NumpyEngine):
+        def hint(self, q, lo, hi):
+            seen.append((int(np.min(q)), int(np.max(q)), lo, hi))
+            return q
+
+    ops = scheme.make_ops(qc, Checking())
+    state = (np.zeros((8, 4), np.int64),)
+    for t in range(4):
+        state = scheme.step(ops, qc, scheme.quantize_inputs(x[t], qc), state)
+    assert seen and all(lo <= a and b <= hi for a, b, lo, hi in seen)
