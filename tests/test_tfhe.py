@@ -7,6 +7,7 @@ the reference runs here, in the main environment.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import numpy as np
@@ -28,9 +29,9 @@ import numpy as np
 from rnnbench.backends.tfhe import EncryptedCell, scheme, validate
 from rnnbench.cells import Weights, make_cell
 cell, form, act_bits, mode = sys.argv[1:5]
-m = make_cell(cell, 3, 2, seed=0)
+m = make_cell(cell, 3, 3, seed=0)
 rng = np.random.default_rng(0)
-x = rng.standard_normal((2, 1, 3)).astype(np.float32)
+x = 2 * rng.standard_normal((2, 1, 3)).astype(np.float32)
 prepared = EncryptedCell(Weights.from_module(m), validate(
     {"simulate": "true", "act_bits": act_bits, "form": form, "mode": mode}), x)
 out = prepared.runner.run(scheme.quantize_inputs(x, prepared.qc))
@@ -41,24 +42,25 @@ print(json.dumps({"out": out.tolist(), "pbs": prepared.stats["programmable_boots
 def _simulated(cell: str, form: str, act_bits: int, mode: str = "composed") -> dict:
     done = subprocess.run([str(TFHE_PYTHON), "-W", "ignore", "-c", _SIMULATE, cell, form, str(act_bits), mode],
                           capture_output=True, text=True, timeout=600,
-                          env={"PYTHONPATH": str(tfhe.REPO_ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(tfhe.REPO_ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]
     # Concrete writes its simulation warnings to stdout too: the result is the line of JSON.
     return json.loads(next(line for line in done.stdout.splitlines() if line.startswith('{"out"')))
 
 
 def _reference(cell: str, form: str, act_bits: int) -> np.ndarray:
-    m = make_cell(cell, 3, 2, seed=0)
-    x = np.random.default_rng(0).standard_normal((2, 1, 3)).astype(np.float32)
+    m = make_cell(cell, 3, 3, seed=0)
+    x = 2 * np.random.default_rng(0).standard_normal((2, 1, 3)).astype(np.float32)
     qc = scheme.quantize(Weights.from_module(m), x, 4, act_bits, form)
     return scheme.run_reference(qc, x)
 
 
 @needs_env
-@pytest.mark.parametrize("cell", ["lstm", "reluadd"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "reluadd"])
 def test_simulated_circuit_equals_cleartext_reference(cell: str) -> None:
-    got = _simulated(cell, "literal", 3)
-    np.testing.assert_array_equal(np.array(got["out"]), _reference(cell, "literal", 3))
+    got = np.array(_simulated(cell, "literal", 3)["out"])
+    assert np.count_nonzero(got)  # a state that moved
+    np.testing.assert_array_equal(got, _reference(cell, "literal", 3))
 
 
 @needs_env

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from concrete import fhe
 from concrete.fhe.compilation.configuration import SecurityLevel
+from concrete.fhe.representation import Graph
 
 from rnnbench.backends.tfhe import scheme
 from rnnbench.backends.tfhe.scheme import TfheCell
@@ -35,7 +36,32 @@ class ConcreteEngine(scheme.Engine):
         return fhe.round_bit_pattern(q, lsbs_to_remove=k)
 
     def hint(self, q, lo, hi):
-        return fhe.hint(q, can_store=np.array([lo, hi]))
+        """Record the value's exact interval on its graph node (see :func:`_update_with_bounds`)."""
+        node = q if q.last_version is None else q.last_version
+        node.computation.properties[_BOUNDS] = (lo, hi)
+        return q
+
+
+_BOUNDS = "rnnbench_interval"
+_measured_update = Graph.update_with_bounds
+
+
+def _update_with_bounds(self: Graph, bounds: dict) -> None:
+    """Concrete's bounds measured on the inputset, widened to each value's exact interval.
+
+    Concrete sizes every value (bit width and sign) by the range it saw on the inputset;
+    a value that the inputset does not drive to its extremes would overflow at run time.
+    The scheme knows each value's exact interval, so that is what Concrete is given.
+    """
+    for node in bounds:
+        interval = node.properties.get(_BOUNDS)
+        if interval is not None:
+            lo, hi = interval
+            bounds[node] = {"min": np.minimum(bounds[node]["min"], lo), "max": np.maximum(bounds[node]["max"], hi)}
+    _measured_update(self, bounds)
+
+
+Graph.update_with_bounds = _update_with_bounds
 
 
 def configuration(params: dict[str, Any], simulate: bool) -> fhe.Configuration:

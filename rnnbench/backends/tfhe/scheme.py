@@ -129,7 +129,7 @@ class QValue:
         if d == 0:
             return self
         m = 1 << d
-        return QValue(self.q * m, frac, self.lo * m, self.hi * m, self.ops, self.product)
+        return self.ops.made(self.q * m, frac, self.lo * m, self.hi * m, self.product)
 
     def _const(self, c: int) -> QValue:
         v = int(c) << max(self.frac, 0)
@@ -240,8 +240,8 @@ class TfheOps(equations.NonlinearityOps):
         The input is first rounded to ``act_bits + LUT_EXTRA_BITS`` bits if it is wider.
         """
         k = max(v.bits - (self.act_bits + LUT_EXTRA_BITS), 0)
-        q = self.engine.round(v.q, k) if k else v.q
         start, stop = int(round_low_bits(v.lo, k)), int(round_low_bits(v.hi, k))
+        q = self.engine.hint(self.engine.round(v.q, k), start, stop) if k else v.q
         inputs = np.arange(start, stop + 1, 1 << k, dtype=np.int64)
         values = np.asarray(real(inputs * 2.0**-v.frac), np.int64)
         self._count(self.lookups, self.lookup_elements, signed_bits(start >> k, stop >> k), v.q)
