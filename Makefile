@@ -18,14 +18,15 @@ $(STAMP): pyproject.toml
 
 # The TFHE backend's own environment: concrete-python 2.11 needs numpy < 2 and setuptools < 81
 # (it imports pkg_resources); torch pinned first (concrete depends on it; unpinned it pulls CUDA).
-# numba, scikit-learn, scipy, threadpoolctl: what a point's child imports from rnnbench.
+# pyarrow < 26 and pandas < 3 (numpy 1; the child checks its rows against the schema), numba,
+# scikit-learn, threadpoolctl: what a point's child imports from rnnbench.
 TFHE_VENV ?= .venv-tfhe
 TFHE_STAMP := $(TFHE_VENV)/.installed-stamp
 $(TFHE_STAMP): Makefile
 	test -x $(TFHE_VENV)/bin/python || python3 -m venv $(TFHE_VENV)
 	$(TFHE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(TFHE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 \
-		concrete-python==2.11.0 'numpy<2' 'setuptools<81' numba scikit-learn threadpoolctl
+		concrete-python==2.11.0 'numpy<2' 'setuptools<81' 'pyarrow<26' 'pandas<3' numba scikit-learn threadpoolctl
 	touch $(TFHE_STAMP)
 
 tfhe-env: $(TFHE_STAMP)

@@ -126,7 +126,8 @@ def _run_in_interpreter(point: Point, settings: Settings, interpreter: str,
     (pickled plain Python values); the child is killed after ``settings.timeout`` seconds.
     """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    environ = {**os.environ, "PYTHONPATH": path}
     for name in _MEASUREMENT_ENV_DROPPED:
         environ.pop(name, None)
     with tempfile.TemporaryDirectory(prefix="rnnbench-point-") as tmp:

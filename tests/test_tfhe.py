@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from rnnbench import runner
-from rnnbench.backends import InvalidParams
-from rnnbench.backends import tfhe
+from rnnbench.backends import InvalidParams, tfhe
 from rnnbench.backends.tfhe import scheme
 from rnnbench.cells import Weights, make_cell
 from rnnbench.grid import Point
@@ -40,7 +39,8 @@ print(json.dumps({"out": out.tolist(), "pbs": prepared.stats["programmable_boots
 
 
 def _simulated(cell: str, form: str, act_bits: int, mode: str = "composed") -> dict:
-    done = subprocess.run([str(TFHE_PYTHON), "-W", "ignore", "-c", _SIMULATE, cell, form, str(act_bits), mode],
+    command = [str(TFHE_PYTHON), "-W", "ignore", "-c", _SIMULATE, cell, form, str(act_bits), mode]
+    done = subprocess.run(command,
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(tfhe.REPO_ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]

@@ -58,12 +58,13 @@ def validate(params: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidParams(f"tfhe: {exc}") from None
     p["simulate"] = str(p["simulate"]).lower() in ("1", "true", "yes")
     if p["security"] < 128:
-        raise InvalidParams(f"tfhe.security={p['security']} is insecure; rnnbench runs TFHE at 128 bits or more")
+        raise InvalidParams(f"tfhe.security={p['security']} is insecure; "
+                            "rnnbench runs TFHE at 128 bits or more")
     if p["security"] not in (128, 132):
         raise InvalidParams(f"tfhe.security={p['security']}: Concrete offers 128 or 132")
     if not 2 <= p["weight_bits"] <= 8:
         raise InvalidParams(f"tfhe.weight_bits={p['weight_bits']}: use 2 to 8")
-    if not 2 <= p["act_bits"] or p["act_bits"] + scheme.LUT_EXTRA_BITS > scheme.MAX_LOOKUP_BITS:
+    if not p["act_bits"] >= 2 or p["act_bits"] + scheme.LUT_EXTRA_BITS > scheme.MAX_LOOKUP_BITS:
         raise InvalidParams(f"tfhe.act_bits={p['act_bits']}: lookups would exceed "
                             f"{scheme.MAX_LOOKUP_BITS} bits (Concrete's limit); use 2 to "
                             f"{scheme.MAX_LOOKUP_BITS - scheme.LUT_EXTRA_BITS}")
@@ -113,7 +114,7 @@ class EncryptedCell(Prepared):
         return scheme.dequantize(out, self.qc)
 
     def facts(self) -> dict[str, Any]:
-        runs, steps = max(self.runs, 1), max(self.runner.steps, 1)
+        steps = max(self.runner.steps, 1)
         stats = self.stats
         pbs = stats.get("programmable_bootstrap_count", 0)
         facts: dict[str, Any] = {
@@ -126,7 +127,8 @@ class EncryptedCell(Prepared):
             "tfhe_keygen_s": self.runner.keygen_s,
             "tfhe_bootstrap_key_bytes": self.key_bytes[0],
             "tfhe_keyswitch_key_bytes": self.key_bytes[1],
-            **{f"tfhe_{phase}_s": self.runner.times[phase] / steps for phase in ("encrypt", "eval", "decrypt")},
+            **{f"tfhe_{phase}_s": self.runner.times[phase] / steps
+               for phase in ("encrypt", "eval", "decrypt")},
             # Concrete counts the circuit it compiled: one step (composed) or all T (unrolled).
             "tfhe_pbs_per_step": pbs if self.params["mode"] == "composed"
             else pbs / max(self.runner.seq_len, 1),

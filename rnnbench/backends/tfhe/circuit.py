@@ -57,7 +57,8 @@ def _update_with_bounds(self: Graph, bounds: dict) -> None:
         interval = node.properties.get(_BOUNDS)
         if interval is not None:
             lo, hi = interval
-            bounds[node] = {"min": np.minimum(bounds[node]["min"], lo), "max": np.maximum(bounds[node]["max"], hi)}
+            measured = bounds[node]
+            bounds[node] = {"min": np.minimum(measured["min"], lo), "max": np.maximum(measured["max"], hi)}
     _measured_update(self, bounds)
 
 
@@ -97,7 +98,8 @@ def _inputset(qc: TfheCell, batch: int, trajectory: Sequence[tuple[np.ndarray, .
     for _ in range(16):
         rows.append((rng.integers(-qc.qmax, qc.qmax + 1, qc.input_size),
                      *(rng.integers(-qc.qmax, qc.qmax + 1, qc.hidden_size) for _ in range(h_count))))
-    samples = [tuple(np.stack([rows[(i + b) % len(rows)][j] for b in range(batch)]) for j in range(1 + h_count))
+    samples = [tuple(np.stack([rows[(i + b) % len(rows)][j] for b in range(batch)])
+                     for j in range(1 + h_count))
                for i in range(0, len(rows), max(batch, 1))]
     samples.extend(tuple(np.asarray(v, np.int64) for v in s) for s in trajectory)
     return samples
@@ -243,7 +245,8 @@ class StepRunner:
         keyswitch = self.statistics().get("key_switch_count_per_parameter", {})
         if not per_param:
             return {}
-        main = max(per_param, key=lambda p: (get(p, 'polynomial_size') * get(p, 'glwe_dimension'), per_param[p]))
+        main = max(per_param, key=lambda p: (get(p, "polynomial_size") * get(p, "glwe_dimension"),
+                                             per_param[p]))
         return {
             "tfhe_lwe_dimension": get(main, 'input_lwe_dimension'),
             "tfhe_glwe_dimension": get(main, 'glwe_dimension'),

@@ -58,7 +58,7 @@ STEPS = {"gru": equations.gru_step, "lstm": equations.lstm_step, "reluadd": equa
 
 
 def signed_bits(lo: int, hi: int) -> int:
-    """Bits of the smallest integer type (signed if ``lo < 0``) holding ``[lo, hi]``, as Concrete counts them."""
+    """Bits of the smallest integer type (signed if ``lo < 0``) holding ``[lo, hi]``, as in Concrete."""
     if lo >= 0:
         return max(int(hi).bit_length(), 1)
     return max(int(hi).bit_length(), int(-lo - 1).bit_length()) + 1
@@ -72,7 +72,7 @@ def shift_round(q: Any, s: int) -> Any:
 
 
 def round_low_bits(q: Any, k: int) -> Any:
-    """What Concrete's ``round_bit_pattern(q, k)`` computes: ``q`` to the nearest multiple of ``2**k``, half up."""
+    """Concrete's ``round_bit_pattern(q, k)``: ``q`` to the nearest multiple of ``2**k``, half up."""
     return shift_round(q, k) << k
 
 
@@ -266,7 +266,7 @@ class TfheOps(equations.NonlinearityOps):
         return self.lookup(v, lambda x: np.maximum(np.rint(x * 2.0**frac), 0), frac)
 
     def store(self, v: QValue, frac: int, bound: int) -> QValue:
-        """``v`` rounded to ``frac`` fractional bits and saturated to ``[-bound, bound]`` (a lookup, unless a no-op)."""
+        """``v`` at ``frac`` fractional bits, saturated to ``[-bound, bound]``: a lookup unless a no-op."""
         if v.frac == frac and -bound <= v.lo and v.hi <= bound:
             return v
         return self.lookup(v, self._grid(frac, -bound, bound), frac)
@@ -396,7 +396,7 @@ def _projection(w: np.ndarray, b: np.ndarray, weight_bits: int, frac_in: int, in
 
 def quantize(weights: Weights, calibration: np.ndarray, weight_bits: int, act_bits: int,
              form: str) -> TfheCell:
-    """Quantize ``weights`` for TFHE, scales calibrated on ``calibration`` [T, B, I] (like the integer backend)."""
+    """Quantize ``weights`` for TFHE; scales calibrated on ``calibration`` [T, B, I] as for integers."""
     qmax = (1 << (act_bits - 1)) - 1
     calibration = np.asarray(calibration, np.float32)
     frac_x = finest_frac(float(np.abs(calibration).max(initial=0.0)), qmax, lowest=-8, highest=act_bits + 8)
