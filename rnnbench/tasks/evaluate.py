@@ -23,7 +23,9 @@ from rnnbench.tasks.base import TaskData
 from rnnbench.tasks.model import TaskModel
 
 # Test items evaluated by default where a backend is too slow for the whole test set.
-DEFAULT_EVAL_LIMITS = {"ckks": 256}
+# TFHE: one encrypted circuit over the first 8 items (keys and PBS grow with them); its
+# simulation (-p tfhe.simulate=true --n-eval N) scores any number (docs/tfhe.md).
+DEFAULT_EVAL_LIMITS = {"ckks": 256, "tfhe": 8}
 
 
 def eval_items(backend: str, n_test: int, limit: int | None = None) -> int:
