@@ -193,7 +193,9 @@ def test_train_cli_writes_checkpoints_sidecars_and_learning_curves(tmp_path):
 
 def test_sweep_with_task_emits_accuracy_rows_for_every_backend(tmp_path):
     models, out = tmp_path / "models", tmp_path / "acc.parquet"
-    present = backends.names()
+    # tfhe is left out: GRU at H=8 does not compile under Concrete today (NoParametersFound,
+    # docs/tfhe.md), and its encrypted run takes minutes; tests/test_tfhe.py covers it.
+    present = [name for name in backends.names() if name != "tfhe"]
     # The sweep trains the missing models itself (tiny budget), then scores them everywhere.
     # Cheap CKKS polynomials: this checks the rows, not CKKS accuracy (the default relu of
     # degree 30 makes reluadd's encrypted run minutes long).
