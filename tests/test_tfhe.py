@@ -27,19 +27,20 @@ import json, sys
 import numpy as np
 from rnnbench.backends.tfhe import EncryptedCell, scheme, validate
 from rnnbench.cells import Weights, make_cell
-cell, form, act_bits, mode = sys.argv[1:5]
+cell, form, act_bits, mode, simulate = sys.argv[1:6]
 m = make_cell(cell, 3, 3, seed=0)
 rng = np.random.default_rng(0)
 x = 2 * rng.standard_normal((2, 1, 3)).astype(np.float32)
 prepared = EncryptedCell(Weights.from_module(m), validate(
-    {"simulate": "true", "act_bits": act_bits, "form": form, "mode": mode}), x)
+    {"simulate": simulate, "act_bits": act_bits, "form": form, "mode": mode}), x)
 out = prepared.runner.run(scheme.quantize_inputs(x, prepared.qc))
 print(json.dumps({"out": out.tolist(), "pbs": prepared.stats["programmable_bootstrap_count"]}))
 """
 
 
-def _simulated(cell: str, form: str, act_bits: int, mode: str = "composed") -> dict:
-    command = [str(TFHE_PYTHON), "-W", "ignore", "-c", _SIMULATE, cell, form, str(act_bits), mode]
+def _simulated(cell: str, form: str, act_bits: int, mode: str = "composed", simulate: bool = True) -> dict:
+    command = [str(TFHE_PYTHON), "-W", "ignore", "-c", _SIMULATE, cell, form, str(act_bits), mode,
+               str(simulate)]
     done = subprocess.run(command,
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(tfhe.REPO_ROOT)})
@@ -61,6 +62,15 @@ def test_simulated_circuit_equals_cleartext_reference(cell: str) -> None:
     got = np.array(_simulated(cell, "literal", 3)["out"])
     assert np.count_nonzero(got)  # a state that moved
     np.testing.assert_array_equal(got, _reference(cell, "literal", 3))
+
+
+@needs_env
+@pytest.mark.slow
+def test_real_encrypted_run_equals_cleartext_reference() -> None:
+    """Keys generated, inputs encrypted, two composed steps on ciphertexts, decrypted."""
+    got = np.array(_simulated("lstm", "packed", 3, simulate=False)["out"])
+    assert np.count_nonzero(got)
+    np.testing.assert_array_equal(got, _reference("lstm", "packed", 3))
 
 
 @needs_env
