@@ -2,10 +2,10 @@
 
 One compiled call runs a whole batch of sequences [T, B, I]:
 
-* the input projection (one product per chunk of steps that fits in L2 cache, every bias
-  that can be folded into it added there);
+* the input projection (one product per chunk of steps that fits in L2 cache);
 * the recurrent product ``gh = h W_hh^T`` of each step;
-* the cell's elementwise update, with no Python in between.
+* the cell's elementwise update, written straight into the outputs, with no Python in
+  between.
 
 Both products are MKL's packed sgemm (:mod:`rnnbench.backends.mkl`): the weights are
 packed once into the micro-kernel's layout, as ONNX Runtime does, and every step calls
@@ -76,25 +76,25 @@ def relu(x):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def _gru_units(gi, gh, b_hn, h, hidden):
-    """GRU update in place; ``gi`` holds every bias except ``b_hn``, which ``r`` multiplies."""
+def _gru_units(gi, b_in, gh, b_hn, h_prev, h, hidden):
+    """GRU update from ``h_prev`` into ``h``; ``b_in``: every bias but ``b_hn``, which ``r`` multiplies."""
     H = hidden
     for j in range(H):
-        r = fast_sigmoid(gi[j] + gh[j])
-        z = fast_sigmoid(gi[H + j] + gh[H + j])
-        n = fast_tanh(gi[2 * H + j] + r * (gh[2 * H + j] + b_hn[j]))
-        h[j] = (np.float32(1.0) - z) * n + z * h[j]
+        r = fast_sigmoid(gi[j] + b_in[j] + gh[j])
+        z = fast_sigmoid(gi[H + j] + b_in[H + j] + gh[H + j])
+        n = fast_tanh(gi[2 * H + j] + b_in[2 * H + j] + r * (gh[2 * H + j] + b_hn[j]))
+        h[j] = (np.float32(1.0) - z) * n + z * h_prev[j]
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def _lstm_units(gi, gh, h, c, hidden):
-    """LSTM update in place; ``gi`` holds both biases."""
+def _lstm_units(gi, b_in, gh, h, c, hidden):
+    """LSTM update into ``h``, ``c`` in place; ``b_in`` holds both biases."""
     H = hidden
     for j in range(H):
-        i = fast_sigmoid(gi[j] + gh[j])
-        f = fast_sigmoid(gi[H + j] + gh[H + j])
-        g = fast_tanh(gi[2 * H + j] + gh[2 * H + j])
-        o = fast_sigmoid(gi[3 * H + j] + gh[3 * H + j])
+        i = fast_sigmoid(gi[j] + b_in[j] + gh[j])
+        f = fast_sigmoid(gi[H + j] + b_in[H + j] + gh[H + j])
+        g = fast_tanh(gi[2 * H + j] + b_in[2 * H + j] + gh[2 * H + j])
+        o = fast_sigmoid(gi[3 * H + j] + b_in[3 * H + j] + gh[3 * H + j])
         c_new = f * c[j] + i * g
         c[j] = c_new
         h[j] = o * fast_tanh(c_new)
@@ -113,14 +113,14 @@ def _clip(u):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def _reluadd_units(gi, gh, b_hn, h, hidden):
-    """reluadd update in place, written with the ReLUs and additions of its definition."""
+def _reluadd_units(gi, b_in, gh, b_hn, h_prev, h, hidden):
+    """reluadd update from ``h_prev`` into ``h``, with the ReLUs and additions of its definition."""
     H = hidden
     for j in range(H):
-        s_r = gi[j] + gh[j]
-        s_z = gi[H + j] + gh[H + j]
-        n = _clip(gi[2 * H + j] + _inh(gh[2 * H + j] + b_hn[j], s_r))
-        h[j] = _clip(_inh(h[j], s_z) + _inh(n, -s_z))
+        s_r = gi[j] + b_in[j] + gh[j]
+        s_z = gi[H + j] + b_in[H + j] + gh[H + j]
+        n = _clip(gi[2 * H + j] + b_in[2 * H + j] + _inh(gh[2 * H + j] + b_hn[j], s_r))
+        h[j] = _clip(_inh(h_prev[j], s_z) + _inh(n, -s_z))
 
 
 # The input projection runs a chunk of steps at a time, sized to stay in L2 cache between
@@ -166,8 +166,8 @@ def run_sequences(cell, x, w_ih_packed, b_in, w_hh, w_hh_packed, b_hn, hand_matv
 
     ``w_ih_packed``/``w_hh_packed`` are MKL's packed ``W_ih^T``/``W_hh^T`` and ``sgemm`` the
     address of ``cblas_sgemm_compute``; ``hand_matvec`` runs a single sequence's recurrent
-    product by hand on ``w_hh`` [G*H, H] instead. ``b_in`` is added to the input projection
-    and holds every bias that can be folded into it; ``b_hn`` is GRU's and reluadd's
+    product by hand on ``w_hh`` [G*H, H] instead. ``b_in`` holds every bias that can be
+    added to the input projection (the elementwise update adds it); ``b_hn`` is GRU's and reluadd's
     recurrent bias of the n block (unused by LSTM).
     """
     seq_len, batch, inputs = x.shape
@@ -176,32 +176,32 @@ def run_sequences(cell, x, w_ih_packed, b_in, w_hh, w_hh_packed, b_hn, hand_matv
     chunk = max(1, min(seq_len, INPUT_CHUNK_FLOATS // (batch * rows)))
     gi = np.empty((chunk * batch, rows), np.float32)
     out = np.empty((seq_len, batch, hidden), np.float32)
-    h = np.zeros((batch, hidden), np.float32)
+    h_prev = np.zeros((batch, hidden), np.float32)
     c = np.zeros((batch, hidden), np.float32)
     gh = np.empty((batch, rows), np.float32)
     for t in range(seq_len):
-        if t % chunk == 0:  # the input projection of the next chunk of steps, biases folded in
+        if t % chunk == 0:  # the input projection of the next chunk of steps
             m = min(chunk, seq_len - t) * batch
-            gi[:m] = b_in
             c_call(sgemm, (i32(ROW_MAJOR), i32(NO_TRANS), i32(PACKED), i32(m), i32(rows),
-                           i32(inputs), x[t:], i32(inputs), w_ih_packed, i32(inputs), f32(1.0),
+                           i32(inputs), x[t:], i32(inputs), w_ih_packed, i32(inputs), f32(0.0),
                            gi, i32(rows)))
         if hand_matvec:
-            _matvec(w_hh, h[0], gh[0])
+            _matvec(w_hh, h_prev[0], gh[0])
         else:
             c_call(sgemm, (i32(ROW_MAJOR), i32(NO_TRANS), i32(PACKED), i32(batch), i32(rows),
-                           i32(hidden), h, i32(hidden), w_hh_packed, i32(hidden), f32(0.0), gh,
-                           i32(rows)))
+                           i32(hidden), h_prev, i32(hidden), w_hh_packed, i32(hidden), f32(0.0),
+                           gh, i32(rows)))
+        h = out[t]  # the new state is written straight into the outputs
         for b in range(batch):
             g = gi[(t % chunk) * batch + b]
             if cell == GRU:
-                _gru_units(g, gh[b], b_hn, h[b], hidden)
+                _gru_units(g, b_in, gh[b], b_hn, h_prev[b], h[b], hidden)
             elif cell == LSTM:
-                _lstm_units(g, gh[b], h[b], c[b], hidden)
+                _lstm_units(g, b_in, gh[b], h[b], c[b], hidden)
             else:
-                _reluadd_units(g, gh[b], b_hn, h[b], hidden)
-        out[t] = h
-    return out, h, c
+                _reluadd_units(g, b_in, gh[b], b_hn, h_prev[b], h[b], hidden)
+        h_prev = h
+    return out, h_prev, c
 
 
 class FusedFloat(Prepared):
