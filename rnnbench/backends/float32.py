@@ -30,7 +30,10 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from rnnbench.backends import mkl
+from rnnbench.backends import (
+    mkl,
+    simd,  # noqa: F401  (before any compilation)
+)
 from rnnbench.backends.base import Backend, Prepared
 from rnnbench.backends.mkl import NO_TRANS, PACKED, ROW_MAJOR, c_call
 from rnnbench.cells import Weights
@@ -48,7 +51,9 @@ _B6 = 1.19825839466702e-06
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def fast_tanh(x):
+def tanh_ratio(x):
+    """``(p, q)`` with ``tanh(x) ~= p / q``: the division is left to the caller, which may
+    merge several into one (a float32 division is the slowest vector operation here)."""
     x = min(max(x, -_TANH_CLAMP), _TANH_CLAMP)
     x2 = x * x
     p = np.float32(_A13)
@@ -62,12 +67,26 @@ def fast_tanh(x):
     q = q * x2 + np.float32(_B4)
     q = q * x2 + np.float32(_B2)
     q = q * x2 + np.float32(_B0)
-    return x * p / q
+    return x * p, q
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def sigmoid_ratio(x):
+    """``(p, q)`` with ``sigmoid(x) = (tanh(x / 2) + 1) / 2 ~= p / q``; ``0 <= p <= q``."""
+    p, q = tanh_ratio(np.float32(0.5) * x)
+    return np.float32(0.5) * (p + q), q
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def fast_tanh(x):
+    p, q = tanh_ratio(x)
+    return p / q
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def fast_sigmoid(x):
-    return np.float32(0.5) * fast_tanh(np.float32(0.5) * x) + np.float32(0.5)
+    p, q = sigmoid_ratio(x)
+    return p / q
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
@@ -77,27 +96,36 @@ def relu(x):
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def _gru_units(gi, b_in, gh, b_hn, h_prev, h, hidden):
-    """GRU update from ``h_prev`` into ``h``; ``b_in``: every bias but ``b_hn``, which ``r`` multiplies."""
+    """GRU update from ``h_prev`` into ``h``; ``b_in``: every bias but ``b_hn``, which ``r`` multiplies.
+
+    ``h' = n + z (h - n)`` over one common denominator: two divisions per unit, not three.
+    """
     H = hidden
     for j in range(H):
         r = fast_sigmoid(gi[j] + b_in[j] + gh[j])
-        z = fast_sigmoid(gi[H + j] + b_in[H + j] + gh[H + j])
-        n = fast_tanh(gi[2 * H + j] + b_in[2 * H + j] + r * (gh[2 * H + j] + b_hn[j]))
-        h[j] = (np.float32(1.0) - z) * n + z * h_prev[j]
+        zp, zq = sigmoid_ratio(gi[H + j] + b_in[H + j] + gh[H + j])
+        np_, nq = tanh_ratio(gi[2 * H + j] + b_in[2 * H + j] + r * (gh[2 * H + j] + b_hn[j]))
+        h[j] = (np_ * zq + zp * (h_prev[j] * nq - np_)) / (nq * zq)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def _lstm_units(gi, b_in, gh, h, c, hidden):
-    """LSTM update into ``h``, ``c`` in place; ``b_in`` holds both biases."""
+    """LSTM update into ``h``, ``c`` in place; ``b_in`` holds both biases.
+
+    ``c' = f c + i g`` and ``h' = o tanh(c')`` each over one common denominator: two
+    divisions per unit, not five.
+    """
     H = hidden
     for j in range(H):
-        i = fast_sigmoid(gi[j] + b_in[j] + gh[j])
-        f = fast_sigmoid(gi[H + j] + b_in[H + j] + gh[H + j])
-        g = fast_tanh(gi[2 * H + j] + b_in[2 * H + j] + gh[2 * H + j])
-        o = fast_sigmoid(gi[3 * H + j] + b_in[3 * H + j] + gh[3 * H + j])
-        c_new = f * c[j] + i * g
+        ip, iq = sigmoid_ratio(gi[j] + b_in[j] + gh[j])
+        fp, fq = sigmoid_ratio(gi[H + j] + b_in[H + j] + gh[H + j])
+        gp, gq = tanh_ratio(gi[2 * H + j] + b_in[2 * H + j] + gh[2 * H + j])
+        op, oq = sigmoid_ratio(gi[3 * H + j] + b_in[3 * H + j] + gh[3 * H + j])
+        iq_gq = iq * gq
+        c_new = (fp * c[j] * iq_gq + ip * gp * fq) / (fq * iq_gq)
         c[j] = c_new
-        h[j] = o * fast_tanh(c_new)
+        tp, tq = tanh_ratio(c_new)
+        h[j] = (op * tp) / (oq * tq)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")
@@ -130,7 +158,7 @@ INPUT_CHUNK_FLOATS = 64 * 1024
 
 # Up to this hidden size a single sequence's recurrent product is the hand-written
 # matrix-vector product below: MKL's call and dispatch cost more than the product itself.
-MATVEC_MAX_HIDDEN = 64
+MATVEC_MAX_HIDDEN = 16
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", inline="always")

@@ -21,7 +21,10 @@ import numpy as np
 import torch
 from numba import njit
 
-from rnnbench.backends import mkl
+from rnnbench.backends import (
+    mkl,
+    simd,  # noqa: F401  (before any compilation)
+)
 from rnnbench.backends.mkl import NO_TRANS, ROW_MAJOR, TRANS, c_call
 
 _F32, _I32 = np.float32, np.int32

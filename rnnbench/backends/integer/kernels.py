@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from rnnbench.backends import simd  # noqa: F401  (before any compilation)
 from rnnbench.backends.integer.fixed import (
     GATE_FRAC,
     LUT_INPUT_FRAC,
