@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from rnnbench.cells import make_cell
-from rnnbench.tasks.fused import fused_reluadd
 
 # PyTorch's own RNN functions, as nn.GRU / nn.LSTM call them:
 # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first).
@@ -50,6 +49,8 @@ class TaskModel(nn.Module):
             return _TORCH_RNNS[cell.cell](x, state, params, True, 1, 0.0, self.training, False,
                                           False)[0]
         if cell.cell == "reluadd" and x.device.type == "cpu" and x.dtype == torch.float32:
+            from rnnbench.tasks.fused import fused_reluadd  # numba and MKL only where used
+
             return fused_reluadd(x, cell)
         return cell(x)[0]
 
