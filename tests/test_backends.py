@@ -42,6 +42,18 @@ def test_onnxruntime_skips_reluadd_with_a_reason():
     assert reason and "reluadd" in reason
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm", "reluadd"])
+def test_float_kernel_in_input_chunks_with_packed_products(cell):
+    """B=40, T=50: MKL's packed products; the input projection runs in three chunks."""
+    from rnnbench.backends import float32
+
+    weights, x, reference = _case(cell, 40)
+    rows = weights.weight_hh.shape[0]
+    assert float32.INPUT_CHUNK_FLOATS // (40 * rows) < 50
+    out = backends.get("float").prepare(weights, {}, x).run(x)
+    assert np.abs(out - reference).max() <= 1e-4
+
+
 def _python_calls(run, x) -> int:
     calls = [0]
 

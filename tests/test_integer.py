@@ -167,3 +167,49 @@ def test_sweep_writes_integer_rows_in_the_results_schema(tmp_path):
     assert (ok["ops_int8"] > 0).all() and (ok["ops_lut"] == 0).all() and ok["max_abs_err"].notna().all()
     skipped = rows[(rows["backend"] == "torch-int8") & (rows["cell"] == "reluadd")]
     assert skipped["status"].tolist() == ["skipped"]
+
+
+def test_vnni_dot_products_are_exact_over_the_whole_int8_range():
+    """``vpdpbusd`` on ``u = h + 128``, less ``128 * rowsum(W)``, is the int64 product (padding too)."""
+    from numba import njit
+
+    from rnnbench.backends.integer import vnni
+
+    if not vnni.HAS_VNNI:
+        pytest.skip("this CPU has no AVX-512 VNNI")
+
+    @njit
+    def product(w_padded, offset, h, u, acc):
+        for k in range(h.shape[0]):
+            u[k] = np.uint8(np.int32(h[k]) + 128)
+        vnni.dot_rows_u8s8(w_padded, u, acc)
+        return acc - offset
+
+    rng = np.random.default_rng(0)
+    for rows, k_len in [(7, 5), (111, 37), (256, 130)]:
+        weight = rng.integers(-128, 128, (rows, k_len)).astype(np.int8)
+        weight[0] = -128  # the extremes: |sum| up to K * 128 * 128
+        h = rng.integers(-128, 128, k_len).astype(np.int8)
+        h[: k_len // 2] = -128
+        w_padded, offset = vnni.pad_for_vnni(weight)
+        u = np.zeros(w_padded.shape[1], np.uint8)
+        got = product(w_padded, offset, h, u, np.zeros(w_padded.shape[0], np.int32))
+        np.testing.assert_array_equal(got[:rows], weight.astype(np.int64) @ h.astype(np.int64))
+
+
+def test_int8_recurrent_product_uses_vnni_where_the_cpu_has_it():
+    from numba import njit
+
+    from rnnbench.backends.integer import kernels, vnni
+
+    if not vnni.HAS_VNNI:
+        pytest.skip("this CPU has no AVX-512 VNNI")
+
+    @njit  # not cached, so its machine code can be read back
+    def product(w_hh, w_padded, offset, h, u, acc):
+        kernels._recurrent_product(w_hh, w_padded, offset, h, u, acc)
+
+    weight = np.ones((8, 64), np.int8)
+    w_padded, offset = vnni.pad_for_vnni(weight)
+    product(weight, w_padded, offset, np.ones(64, np.int8), np.zeros(64, np.uint8), np.zeros(8, np.int32))
+    assert "vpdpbusd" in product.inspect_asm(product.signatures[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from rnnbench.grid import Point, expand
 from rnnbench.measure import Settings
@@ -128,3 +129,43 @@ def test_repeats_and_min_time_above_the_cap_are_honoured():
     frame = rows_to_table(run_point(_point(), long)).to_pandas()
     timed = frame[~frame["is_warmup"]]
     assert len(timed) <= 3 and timed["wall_time_s"].sum() >= 0.3
+
+
+_BUSY_THREADS_OF_BACKEND = """
+import glob, os, sys
+import numpy as np
+from rnnbench import backends, measure
+from rnnbench.cells import Weights, make_cell
+
+backend, threads = sys.argv[1], int(sys.argv[2])
+measure.set_threads(threads)
+
+def cpu_ticks():
+    ticks = {}
+    for task in glob.glob(f"/proc/{os.getpid()}/task/*"):
+        fields = open(task + "/stat").read().rsplit(")", 1)[1].split()
+        ticks[task] = int(fields[11]) + int(fields[12])
+    return ticks
+
+x = np.random.default_rng(0).standard_normal((100, 32, 16)).astype(np.float32)
+weights = Weights.from_module(make_cell("gru", 16, 256, seed=0))
+prepared = backends.get(backend).prepare(weights, {}, x, threads=threads)
+prepared.run(x)
+before = cpu_ticks()
+for _ in range(10):
+    prepared.run(x)
+after = cpu_ticks()
+print(sum(1 for task, t in after.items() if t > before.get(task, 0)))
+"""
+
+
+@pytest.mark.parametrize(("backend", "threads"), [("float", 1), ("float", 2), ("torch", 2),
+                                                  ("onnxruntime", 2)])
+def test_threads_means_that_many_busy_threads(backend, threads):
+    """``--threads N`` gives every backend N threads, ours included (B=32, H=256 GRU)."""
+    import subprocess
+    import sys
+
+    busy = subprocess.run([sys.executable, "-c", _BUSY_THREADS_OF_BACKEND, backend, str(threads)],
+                          capture_output=True, text=True, check=True)
+    assert busy.stdout.strip() == str(threads), busy.stdout + busy.stderr

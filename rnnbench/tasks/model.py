@@ -8,6 +8,10 @@ from torch import nn
 
 from rnnbench.cells import make_cell
 
+# PyTorch's own RNN functions, as nn.GRU / nn.LSTM call them:
+# (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first).
+_TORCH_RNNS = {"gru": torch.gru, "lstm": torch.lstm}
+
 
 class TaskModel(nn.Module):
     """``x`` [T, B, I] -> readout of the final hidden state [B, outputs].
@@ -28,8 +32,27 @@ class TaskModel(nn.Module):
                 p.uniform_(-bound, bound, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs, _ = self.cell(x)
-        return self.readout(outputs[-1])
+        return self.readout(self.recurrent_outputs(x)[-1])
+
+    def recurrent_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs [T, B, H] of the cell through the fastest exact kernel there is for training.
+
+        GRU and LSTM run PyTorch's fused ``nn.GRU``/``nn.LSTM`` kernels on the cell's own
+        parameters; reluadd on CPU runs :mod:`rnnbench.tasks.fused`. Each computes the
+        reference module's equations (tests compare outputs and gradients).
+        """
+        cell = self.cell
+        params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+        if cell.cell in _TORCH_RNNS:
+            h0 = x.new_zeros(1, x.shape[1], cell.hidden_size)
+            state = (h0, h0) if cell.cell == "lstm" else h0
+            return _TORCH_RNNS[cell.cell](x, state, params, True, 1, 0.0, self.training, False,
+                                          False)[0]
+        if cell.cell == "reluadd" and x.device.type == "cpu" and x.dtype == torch.float32:
+            from rnnbench.tasks.fused import fused_reluadd  # numba and MKL only where used
+
+            return fused_reluadd(x, cell)
+        return cell(x)[0]
 
     def readout_numpy(self, hidden: np.ndarray) -> np.ndarray:
         """The readout applied in float64 to final hidden states [B, H] computed by any backend."""

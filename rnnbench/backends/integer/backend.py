@@ -18,6 +18,7 @@ import numpy as np
 from rnnbench.backends.base import Backend, Prepared
 from rnnbench.backends.integer.kernels import CELL_CODES, run_sequences
 from rnnbench.backends.integer.quantize import QuantizedCell, check_bits, quantize
+from rnnbench.backends.integer.vnni import pad_for_vnni
 from rnnbench.cells import Weights
 from rnnbench.cells.costs import integer_step_cost
 
@@ -28,6 +29,8 @@ SATURATION_WARNING = 0.01
 class IntegerPrepared(Prepared):
     def __init__(self, quantized: QuantizedCell) -> None:
         self.q = quantized
+        self.w_padded, self.offset = pad_for_vnni(
+            quantized.recurrent_proj.weight if quantized.bits == 8 else np.zeros((0, 0), np.int8))
         self.saturated = 0
         self.quantized_values = 0
 
@@ -39,7 +42,8 @@ class IntegerPrepared(Prepared):
             CELL_CODES[q.cell], np.ascontiguousarray(x, np.float32), 2.0**q.frac_x,
             inp.weight_t, inp.bias, inp.multiplier, inp.shift,
             rec.weight, rec.bias, rec.multiplier, rec.shift, q.frac_pre, q.frac_h, q.frac_c,
-            np.empty(rec.weight.shape[0], q.accumulator), np.empty(rec.weight.shape[0], q.elementwise),
+            np.empty(max(rec.weight.shape[0], len(self.offset)), q.accumulator),
+            np.empty(rec.weight.shape[0], q.elementwise), self.w_padded, self.offset,
         )
         seq_len, batch, inputs = x.shape
         rows = rec.weight.shape[0]

@@ -2,8 +2,9 @@
 
 They compute exactly what :mod:`rnnbench.backends.integer.reference` computes (tests
 prove the outputs bit-identical), written as flat loops over contiguous integer arrays
-so LLVM vectorises them: the recurrent product as one dot product per row (int8 x int8
-into int32 becomes ``vpmaddwd``), the input product (short rows) as a sum of the rows of
+so LLVM vectorises them: the recurrent product as one dot product per row (int8 runs on
+AVX-512 VNNI's ``vpdpbusd`` where the CPU has it, see :mod:`.vnni`; otherwise LLVM makes
+``vpmaddwd``/``vpdpwssd`` of it), the input product (short rows) as a sum of the rows of
 the transposed weights, the rescaling and the elementwise updates as loops over the
 hidden units.
 
@@ -15,8 +16,10 @@ and ``_mul`` applying the scale rule of :class:`~rnnbench.backends.integer.fixed
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
+from rnnbench.backends import simd  # noqa: F401  (before any compilation)
 from rnnbench.backends.integer.fixed import (
     GATE_FRAC,
     LUT_INPUT_FRAC,
@@ -26,6 +29,7 @@ from rnnbench.backends.integer.fixed import (
     saturate_jit,
     shift_round_jit,
 )
+from rnnbench.backends.integer.vnni import HAS_VNNI, dot_rows_u8s8
 
 GRU, LSTM, RELUADD = 0, 1, 2
 CELL_CODES = {"gru": GRU, "lstm": LSTM, "reluadd": RELUADD}
@@ -121,11 +125,36 @@ def _matvec_by_columns(weight_t, v, acc):
             acc[r] += vk * w[r]
 
 
+def _recurrent_product(w_hh, w_padded, offset, h, u, acc):
+    """``acc = W_hh h``: on ``vpdpbusd`` for int8 where the CPU has it (``w_padded``,
+    ``offset`` from :func:`~rnnbench.backends.integer.vnni.pad_for_vnni`, ``u`` scratch of
+    its row length), otherwise one dot product per row."""
+
+
+@overload(_recurrent_product, jit_options={"cache": True})
+def _recurrent_product_impl(w_hh, w_padded, offset, h, u, acc):
+    if HAS_VNNI and w_hh.dtype == types.int8:
+        def vnni(w_hh, w_padded, offset, h, u, acc):
+            for k in range(h.shape[0]):
+                u[k] = np.uint8(np.int32(h[k]) + 128)
+            dot_rows_u8s8(w_padded, u, acc)
+            for r in range(w_hh.shape[0]):
+                acc[r] -= offset[r]
+        return vnni
+
+    def by_rows(w_hh, w_padded, offset, h, u, acc):
+        _matvec_by_rows(w_hh, h, acc)
+    return by_rows
+
+
 @njit(cache=True)
 def _rescale(acc, bias, multiplier, shift, pre, bound):
-    """``pre = saturate(shift_round((acc + bias) * multiplier, shift), bound)``; returns #saturated."""
+    """``pre = saturate(shift_round((acc + bias) * multiplier, shift), bound)``; returns #saturated.
+
+    ``acc`` may be longer than ``pre`` (padded rows); only ``pre``'s rows are rescaled.
+    """
     saturated = 0
-    for r in range(acc.shape[0]):
+    for r in range(pre.shape[0]):
         p = shift_round_jit(np.int64(acc[r] + bias[r]) * multiplier[r], shift)
         clipped = saturate_jit(p, bound)
         saturated += clipped != p
@@ -182,18 +211,21 @@ def _reluadd_units(gi, gh, h, hidden, frac_pre, frac_h, qmax):
 
 @njit(cache=True)
 def run_sequences(cell, x, x_scale, w_ih_t, b_ih, m_ih, shift_ih, w_hh, b_hh, m_hh, shift_hh,
-                  frac_pre, frac_h, frac_c, acc, gh):
+                  frac_pre, frac_h, frac_c, acc, gh, w_padded, offset):
     """Run float inputs ``x`` [T, B, I], quantized with ``x_scale = 2**frac_x``, from a zero state.
 
     Returns ``(outputs [T, B, H]`` at ``frac_h`` fractional bits, ``values saturated)``.
-    ``acc`` and ``gh`` are scratch, one entry per row, of the accumulator's type (int32 or
-    int64) and of the elementwise type (int16 or int32, also that of the cell state).
+    ``acc`` and ``gh`` are scratch of the accumulator's type (int32 or int64) and of the
+    elementwise type (int16 or int32, also that of the cell state), one entry per row
+    (``acc`` one per row of ``w_padded`` if that has more); ``w_padded`` and ``offset`` are
+    ``W_hh`` laid out for ``vpdpbusd`` (used for int8 where the CPU has it).
     """
     seq_len, batch, inputs = x.shape
     rows, hidden = w_hh.shape
     qmax = (1 << (w_hh.itemsize * 8 - 1)) - 1
     bound = (1 << (gh.itemsize * 8 - 1)) - 1
     xq = np.empty(inputs, w_ih_t.dtype)
+    u = np.empty(w_padded.shape[1], np.uint8)
     gi = np.empty((seq_len, batch, rows), gh.dtype)
     h = np.zeros((batch, hidden), w_hh.dtype)
     c = np.zeros((batch, hidden), gh.dtype)
@@ -206,7 +238,7 @@ def run_sequences(cell, x, x_scale, w_ih_t, b_ih, m_ih, shift_ih, w_hh, b_hh, m_
             saturated += _rescale(acc, b_ih, m_ih, shift_ih, gi[t, b], bound)
     for t in range(seq_len):
         for b in range(batch):
-            _matvec_by_rows(w_hh, h[b], acc)
+            _recurrent_product(w_hh, w_padded, offset, h[b], u, acc)
             saturated += _rescale(acc, b_hh, m_hh, shift_hh, gh, bound)
             if cell == GRU:
                 _gru_units(gi[t, b], gh, h[b], hidden, frac_pre, frac_h, qmax)
