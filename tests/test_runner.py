@@ -79,39 +79,6 @@ def test_grid_order_and_ids_are_deterministic():
     assert pd.Series([p.point_id for p in points]).str.fullmatch("[0-9a-f]{16}").all()
 
 
-_BUSY_THREADS = """
-import glob, os, torch
-from rnnbench import measure
-measure.set_threads(1)
-import rnnbench.backends.float32, rnnbench.backends.integer.backend  # what the fork server preloads
-
-def cpu_ticks():
-    ticks = {}
-    for task in glob.glob(f"/proc/{os.getpid()}/task/*"):
-        fields = open(task + "/stat").read().rsplit(")", 1)[1].split()
-        ticks[task] = int(fields[11]) + int(fields[12])
-    return ticks
-
-lstm, x = torch.nn.LSTM(16, 512), torch.randn(100, 1, 16)
-with torch.inference_mode():
-    lstm(x)
-    before = cpu_ticks()
-    for _ in range(40):
-        lstm(x)
-    after = cpu_ticks()
-print(sum(1 for task, t in after.items() if t > before.get(task, 0)))
-"""
-
-
-def test_one_thread_points_keep_pytorch_on_one_thread():
-    """PyTorch's LSTM (oneDNN) once ran on two threads in points that record one thread."""
-    import subprocess
-    import sys
-
-    busy = subprocess.run([sys.executable, "-c", _BUSY_THREADS], capture_output=True, text=True, check=True)
-    assert busy.stdout.strip() == "1", busy.stdout + busy.stderr
-
-
 def test_a_backend_fact_outside_the_schema_is_an_error_row(plugin_backends):
     """Checked in the child: one bad key from a backend is that point's error, not a crashed sweep."""
     rows = run_point(_point("test-bad-facts"), FAST)
@@ -131,13 +98,15 @@ def test_repeats_and_min_time_above_the_cap_are_honoured():
     assert len(timed) <= 3 and timed["wall_time_s"].sum() >= 0.3
 
 
-_BUSY_THREADS_OF_BACKEND = """
+_BUSY_THREADS = """
 import glob, os, sys
 import numpy as np
 from rnnbench import backends, measure
 from rnnbench.cells import Weights, make_cell
+import rnnbench.backends.float32, rnnbench.backends.integer.backend  # what the fork server preloads
 
-backend, threads = sys.argv[1], int(sys.argv[2])
+backend, cell = sys.argv[1], sys.argv[3]
+threads, hidden, batch = int(sys.argv[2]), int(sys.argv[4]), int(sys.argv[5])
 measure.set_threads(threads)
 
 def cpu_ticks():
@@ -147,8 +116,8 @@ def cpu_ticks():
         ticks[task] = int(fields[11]) + int(fields[12])
     return ticks
 
-x = np.random.default_rng(0).standard_normal((100, 32, 16)).astype(np.float32)
-weights = Weights.from_module(make_cell("gru", 16, 256, seed=0))
+x = np.random.default_rng(0).standard_normal((100, batch, 16)).astype(np.float32)
+weights = Weights.from_module(make_cell(cell, 16, hidden, seed=0))
 prepared = backends.get(backend).prepare(weights, {}, x, threads=threads)
 prepared.run(x)
 before = cpu_ticks()
@@ -159,13 +128,17 @@ print(sum(1 for task, t in after.items() if t > before.get(task, 0)))
 """
 
 
-@pytest.mark.parametrize(("backend", "threads"), [("float", 1), ("float", 2), ("torch", 2),
-                                                  ("onnxruntime", 2)])
-def test_threads_means_that_many_busy_threads(backend, threads):
-    """``--threads N`` gives every backend N threads, ours included (B=32, H=256 GRU)."""
+@pytest.mark.parametrize(("backend", "threads", "cell", "hidden", "batch"), [
+    # PyTorch's LSTM (oneDNN) once ran on two threads in points that record one thread.
+    ("torch", 1, "lstm", 512, 1),
+    ("float", 1, "gru", 256, 32), ("float", 2, "gru", 256, 32), ("torch", 2, "gru", 256, 32),
+    ("onnxruntime", 2, "gru", 256, 32),
+])
+def test_threads_means_that_many_busy_threads(backend, threads, cell, hidden, batch):
+    """``--threads N`` gives every backend N threads that do work, ours included."""
     import subprocess
     import sys
 
-    busy = subprocess.run([sys.executable, "-c", _BUSY_THREADS_OF_BACKEND, backend, str(threads)],
-                          capture_output=True, text=True, check=True)
+    busy = subprocess.run([sys.executable, "-c", _BUSY_THREADS, backend, str(threads), cell, str(hidden),
+                           str(batch)], capture_output=True, text=True, check=True)
     assert busy.stdout.strip() == str(threads), busy.stdout + busy.stderr

@@ -12,7 +12,7 @@ packed once into the micro-kernel's layout, as ONNX Runtime does, and every step
 ``cblas_sgemm_compute`` from the compiled loop. A single sequence with a small hidden size
 instead uses a hand-written matrix-vector product, where MKL's call costs more than the
 product. (Numba's own ``np.dot`` goes through SciPy's OpenBLAS, whose sgemm reached about
-10-20 GFLOP/s at B=32, H=1024 on a Sapphire Rapids Xeon, against MKL's 160 packed.)
+10-20 GFLOP/s at B=32, H=1024 on this project's Intel Xeon (AVX-512, AMX), against MKL's 160 packed.)
 
 The elementwise update is a separate loop over the hidden units that reads ``gi`` and
 ``gh`` directly (no accumulator copies) and compiles to AVX-512/AVX2 code: sigmoid and

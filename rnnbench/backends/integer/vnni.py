@@ -10,7 +10,7 @@ magnitude (``K`` < 2**16 here), so the result equals the int64 product of the Nu
 reference bit for bit. A signed vector ``h`` is made unsigned as ``u = h + 128``, and
 ``W h = W u - 128 * rowsum(W)``.
 
-Both CPUs this project runs on (Sapphire Rapids, Zen 4) have AVX-512 VNNI; elsewhere
+Both CPUs this project runs on (an Intel Xeon with AMX, AMD Zen 4) have AVX-512 VNNI; elsewhere
 :data:`HAS_VNNI` is false and the kernels keep their plain loops.
 """
 
