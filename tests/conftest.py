@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from rnnbench import backends
@@ -22,3 +24,12 @@ def plugin_backends():
     yield list(added)
     for name in added:
         backends.unregister(name)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for children a test interrupts: Ctrl-C handled as in a terminal.
+
+    A shell starts background jobs (CI's, for one) with SIGINT ignored, children inherit
+    that, and Python then never raises KeyboardInterrupt: the test would prove nothing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

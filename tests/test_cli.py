@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from rnnbench.cli import app
 from rnnbench.results import store
 
+from .conftest import default_sigint
+
 runner = CliRunner()
 TINY = ["--seq-lens", "6", "--hidden", "8", "--batch", "1", "--input-size", "3",
         "--min-time", "0.01", "--repeats", "2"]
@@ -292,7 +294,8 @@ def test_early_ctrl_c_is_one_line_and_exit_130():
 
     code = "from rnnbench.cli import main; main()"
     process = subprocess.Popen([sys.executable, "-c", code, "sweep", "--dry-run"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     time.sleep(0.3)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)

@@ -9,13 +9,16 @@ import time
 
 from rnnbench.results import store
 
+from .conftest import default_sigint
+
 SWEEP = ["sweep", "--cells", "gru,lstm,reluadd", "--backends", "float,torch", "--seq-lens", "4",
          "--hidden", "4,8", "--input-size", "2", "--min-time", "0.15", "--repeats", "2"]
 
 
 def _rnnbench(*args):
     code = "from rnnbench.cli import main; main()"
-    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", code, *args], preexec_fn=default_sigint,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -67,7 +70,8 @@ def test_ctrl_c_while_the_fork_server_starts_is_one_message(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-c", "from rnnbench.cli import main; main()", *SWEEP[:5], "--seq-lens",
          "4", "--hidden", "4", "--input-size", "2", "--out", str(tmp_path / "r.parquet")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=default_sigint)
     started = process.stderr.readline()  # "run ...": the fork server starts next
     time.sleep(0.3)  # the server is importing numpy and torch now
     os.killpg(process.pid, signal.SIGINT)

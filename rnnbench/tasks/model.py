@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from rnnbench.cells import make_cell
+from rnnbench.cells.reference import TorchOps
 
 # PyTorch's own RNN functions, as nn.GRU / nn.LSTM call them:
 # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first).
@@ -39,9 +40,13 @@ class TaskModel(nn.Module):
 
         GRU and LSTM run PyTorch's fused ``nn.GRU``/``nn.LSTM`` kernels on the cell's own
         parameters; reluadd on CPU runs :mod:`rnnbench.tasks.fused`. Each computes the
-        reference module's equations (tests compare outputs and gradients).
+        reference module's equations (tests compare outputs and gradients). A cell whose
+        nonlinearities were replaced (polynomial-aware training swaps ``cell.ops``) runs the
+        reference module itself, since the fused kernels know only the exact functions.
         """
         cell = self.cell
+        if cell.ops is not TorchOps:
+            return cell(x)[0]
         params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
         if cell.cell in _TORCH_RNNS:
             h0 = x.new_zeros(1, x.shape[1], cell.hidden_size)
