@@ -18,6 +18,7 @@ import pytest
 from rnnbench.backends import InvalidParams
 from rnnbench.backends.ckks import BACKEND, params, poly
 from rnnbench.cells import Weights, make_cell
+from rnnbench.cells.weights import run_numpy
 
 ROOT = Path(__file__).resolve().parents[1]
 # GRU and LSTM steps within 9 levels; reluadd's 16 levels need mid-step refreshes (16384 ring).
@@ -51,7 +52,7 @@ def runs():
 @pytest.mark.parametrize("cell", ["gru", "lstm", "reluadd"])
 def test_decrypted_outputs_match_plaintext_polynomial_cell(runs, cell, packing):
     w, x, prepared, out = runs(cell, packing)
-    plain = poly.run_plain(w, x, poly.PlainOps(prepared.polys))
+    plain = run_numpy(w, x, poly.PlainOps(prepared.polys))
     assert out.shape == (2, 2, 4)
     np.testing.assert_allclose(out, plain, atol=1e-3, rtol=0)
     assert prepared.facts()["ckks_poly_max_abs_err"] <= 1e-3
@@ -195,7 +196,7 @@ def _wide_engine():
 def test_out_of_range_fraction_recorded_and_small_with_the_calibration_sample(runs):
     w, x, prepared, _ = runs("gru", "vector")
     probe = poly.PlainOps(prepared.polys)
-    poly.run_plain(w, x, probe)
+    run_numpy(w, x, probe)
     assert prepared.facts()["ckks_out_of_range_frac"] == probe.outside / probe.evaluated
     # One sequence (the run's own batch at B=1, as calibration once was) leaves inputs outside
     # the intervals (where polynomials explode); the backend's 4096 leave under 0.1%.
@@ -206,7 +207,7 @@ def test_out_of_range_fraction_recorded_and_small_with_the_calibration_sample(ru
         cal = np.random.default_rng(8).standard_normal((1, n, 16))
         probe = poly.PlainOps(params.stand_ins(w, BACKEND.validate_params({}), cal))
         with np.errstate(over="ignore", invalid="ignore"):
-            poly.run_plain(w, fresh, probe)
+            run_numpy(w, fresh, probe)
         fractions[n] = probe.outside / probe.evaluated
     assert fractions[BACKEND.calibration_sequences] < 1e-3 < fractions[1]
 
@@ -264,7 +265,7 @@ def test_mid_step_refreshes_keep_reluadd_on_the_16384_ring():
     prepared = BACKEND.prepare(w, BACKEND.validate_params({**SMALL, "packing": "vector"}), x)
     assert prepared.setup.poly_degree == 16384 and prepared.setup.mid_step_refresh
     out = prepared.run(x)
-    np.testing.assert_allclose(out, poly.run_plain(w, x, poly.PlainOps(prepared.polys)), atol=1e-3, rtol=0)
+    np.testing.assert_allclose(out, run_numpy(w, x, poly.PlainOps(prepared.polys)), atol=1e-3, rtol=0)
     per_step = params.mid_step_refreshes("reluadd", prepared.polys,
                                          prepared.setup.levels)
     assert per_step >= 1

@@ -9,6 +9,7 @@ import numpy as np
 from rnnbench import tasks
 from rnnbench.backends.ckks import poly
 from rnnbench.cells import Weights
+from rnnbench.cells.weights import run_numpy
 from rnnbench.tasks import checkpoints, polyaware
 from rnnbench.tasks.training import TrainConfig, train
 
@@ -30,7 +31,7 @@ def test_finetuning_raises_plaintext_polynomial_accuracy(tmp_path):
     model, meta = checkpoints.load(out)
     stand_ins = polyaware.ckks_stand_ins(model, data, PARAMS)
     x, y = data.x_test, data.y_test
-    hidden = poly.run_plain(Weights.from_module(model.cell), x, poly.PlainOps(stand_ins))[-1]
+    hidden = run_numpy(Weights.from_module(model.cell), x, poly.PlainOps(stand_ins))[-1]
     accuracy = float(np.mean(np.argmax(model.readout_numpy(hidden), -1) == y))
     assert abs(accuracy - m["poly_after"]) <= 2 / len(y)  # float32 torch against float64 NumPy
     # The sidecar: polynomial-aware, with the polynomials the backend fits to the saved model.

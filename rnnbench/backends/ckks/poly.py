@@ -354,11 +354,6 @@ class PlainOps(NonlinearityOps):
         return p.evaluate(x) if self.use_evaluate else p(x)
 
 
-def run_plain(weights: Weights, x: np.ndarray, ops: PlainOps) -> np.ndarray:
-    """The cell on ``x`` [T, B, I] in float64 with ``ops``' nonlinearities; outputs [T, B, H]."""
-    return run_numpy(weights, x, ops)
-
-
 def calibrate(
     weights: Weights, x: np.ndarray, make: Callable[[str, float], StandIn], margin: float,
     half_width: float | None = None, rounds: int = 4,
@@ -374,13 +369,13 @@ def calibrate(
         return {k: make(k, half_width or round_up(max(margin * ranges.get(k, 0.0), 1.0))) for k in KINDS}
 
     exact = PlainOps()
-    run_plain(weights, x, exact)
+    run_numpy(weights, x, exact)
     polys = fitted(exact.max_abs)
     if half_width:
         return polys
     for _ in range(rounds):
         probe = PlainOps(polys)
-        run_plain(weights, x, probe)
+        run_numpy(weights, x, probe)
         if probe.outside == 0:
             break
         polys = fitted({k: max(probe.max_abs[k], polys[k].half_width) for k in KINDS})
