@@ -235,16 +235,20 @@ def accuracy_summary(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-ACCURACY_VIEW = {"task": "task", "cell": "cell", "backend": "backend", "hidden_size": "H", "n_eval": "n",
+ACCURACY_VIEW = {"task": "task", "model_activations": "model", "cell": "cell", "backend": "backend",
+                 "hidden_size": "H", "n_eval": "n",
                  "metric_value": "value", "vs_float": "vs float", "backend_params": "params",
                  "metric": "metric", "status": "status", "machine_name": "machine"}
 
 
 def accuracy_view(table: pd.DataFrame) -> pd.DataFrame:
     """The accuracy table as the page shows it: short names, only parameters that vary."""
-    view = table[list(ACCURACY_VIEW)].rename(columns=ACCURACY_VIEW)
+    view = table.reindex(columns=list(ACCURACY_VIEW)).rename(columns=ACCURACY_VIEW)
     view["params"] = varying_params(table) if len(table) else []
-    return view if table[queries.MACHINE].nunique() > 1 else view.drop(columns="machine")
+    view["model"] = view["model"].map(lambda a: f"{a}-aware" if isinstance(a, str) else "as trained")
+    unvaried = [c for c, present in (("machine", table[queries.MACHINE].nunique() > 1),
+                                     ("model", view["model"].ne("as trained").any())) if not present]
+    return view.drop(columns=unvaried)
 
 
 def summary_downloads(table: pd.DataFrame, accuracy: pd.DataFrame) -> tuple[bytes, bytes]:

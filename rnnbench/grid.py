@@ -28,6 +28,10 @@ class Point:
     seed: int = 0
     params: tuple[tuple[str, Any], ...] = field(default=())
     task: str | None = None
+    # With a task: the activations the scored model was fine-tuned with, when not its own
+    # exact ones (``"ckks"``: polynomial-aware, ``rnnbench train --activations ckks``).
+    # The same file name in another models directory is another model, so another point.
+    model_activations: str | None = None
 
     @classmethod
     def make(cls, params: Mapping[str, Any] | None = None, **fields: Any) -> Point:
@@ -41,6 +45,8 @@ class Point:
     def point_id(self) -> str:
         """A stable hash of the parameters (same point, same id, across runs and machines)."""
         payload = {**asdict(self), "params": self.backend_params}
+        if self.model_activations is None:  # ids from before the field existed stay valid
+            del payload["model_activations"]
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -51,6 +57,7 @@ class Point:
             "cell": self.cell,
             "backend": self.backend,
             "task": self.task,
+            "model_activations": self.model_activations,
             "seq_len": self.seq_len,
             "hidden_size": self.hidden_size,
             "input_size": self.input_size,
@@ -63,6 +70,7 @@ class Point:
     def label(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.params)
         task = f"{self.task} " if self.task else ""
+        task += f"({self.model_activations}-aware model) " if self.model_activations else ""
         return (f"{task}{self.cell}/{self.backend} T={self.seq_len} H={self.hidden_size} "
                 f"B={self.batch_size}{extra}")
 

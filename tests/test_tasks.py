@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from rnnbench import backends, tasks
 from rnnbench.cli import app
-from rnnbench.results import store
+from rnnbench.results import store, summary
 from rnnbench.tasks import adding, checkpoints, digits
 from rnnbench.tasks.base import Regression, TaskError
 from rnnbench.tasks.evaluate import eval_items, evaluate_backend
@@ -218,6 +218,28 @@ def test_sweep_with_task_emits_accuracy_rows_for_every_backend(tmp_path):
     float_rows = ok[ok["backend"] == "float"]
     assert len(float_rows) == 2 and (float_rows["agreement"] == 1.0).all()
     assert "| digits | gru | float |" in result.stdout
+
+
+def test_a_fine_tuned_model_is_its_own_point_and_never_replaces_the_exact_one(tmp_path):
+    exact, tuned, out = tmp_path / "models", tmp_path / "models-ckks", tmp_path / "acc.parquet"
+    common = ["sweep", "--task", "digits", "--cells", "gru", "--backends", "float", "--hidden", "4",
+              "--n-eval", "20", "--train-steps", "5", "--out", out]
+    assert invoke(*common, "--models", exact).exit_code == 0
+    # What `rnnbench train --activations ckks` leaves: the same file name, a sidecar that says so.
+    tuned.mkdir()
+    for path in exact.iterdir():
+        (tuned / path.name).write_bytes(path.read_bytes())
+    sidecar = next(tuned.glob("*.json"))
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "activations": "ckks"}))
+    result = invoke(*common, "--models", tuned)
+    assert result.exit_code == 0, result.output
+
+    rows, _ = store.read(out)
+    assert rows["point_id"].nunique() == 2
+    assert sorted(rows["model_activations"].fillna("exact")) == ["ckks", "exact"]
+    latest = summary.accuracy_table(rows)  # the newest run of each point: both models stay
+    assert sorted(latest["model_activations"].fillna("exact")) == ["ckks", "exact"]
+    assert "| ckks |" in result.stdout
 
 
 @pytest.mark.parametrize("make_file, message", [

@@ -27,8 +27,8 @@ from rnnbench.results import queries
 
 _MATCH_KEYS = ["cell", "backend", "backend_params", "hidden_size", "machine"]
 # A backend's accuracy is compared with float on the same task, cell, model and evaluation set.
-_REFERENCE_KEYS = ["task", "metric", "cell", "hidden_size", "input_size", "seq_len", "seed", "n_eval",
-                   "machine"]
+_REFERENCE_KEYS = ["task", "model_activations", "metric", "cell", "hidden_size", "input_size", "seq_len",
+                   "seed", "n_eval", "machine"]
 NO_ACCURACY = "No accuracy results in the selection."
 
 
@@ -59,6 +59,11 @@ def accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
     return accuracy
 
 
+def model_labels(table: pd.DataFrame) -> pd.Series:
+    """``<br>(ckks-aware model)`` for rows of fine-tuned models, empty for models as trained."""
+    return table["model_activations"].map(lambda a: f"<br>({a}-aware model)" if isinstance(a, str) else "")
+
+
 def _panels(table: pd.DataFrame) -> list[tuple]:
     """One panel per task and metric (and machine, when there are several)."""
     keys = ["task", "metric"] + (["machine_name"] if table["machine"].nunique() > 1 else [])
@@ -76,9 +81,10 @@ def accuracy_by_backend(rows: pd.DataFrame) -> go.Figure:
     if table.empty:
         return empty_figure(title, NO_ACCURACY + " Run `rnnbench sweep --task digits` first.")
     table = table.assign(x=[
-        f"{b}{' ' + p if p else ''}<br>H={h} · n={n:g}" if pd.notna(n) else f"{b} {p}<br>H={h}"
-        for b, p, h, n in zip(table["backend"], table["params"].str.replace(" ", "<br>"),
-                              table["hidden_size"], table["n_eval"], strict=True)])
+        f"{b}{' ' + p if p else ''}{model}<br>H={h}" + (f" · n={n:g}" if pd.notna(n) else "")
+        for b, p, model, h, n in zip(table["backend"], table["params"].str.replace(" ", "<br>"),
+                                     model_labels(table), table["hidden_size"], table["n_eval"],
+                                     strict=True)])
     panels = _panels(table)
     orphans = table["float_value"].isna()
     rows_n = 2 if orphans.any() else 1

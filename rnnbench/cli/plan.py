@@ -150,7 +150,7 @@ def plan_sweep(o: SweepOptions, load_task: Callable[..., TaskData] | None = None
         points = [
             point for threads in thread_counts for point in accuracy_points(
                 datasets, cell_list, backend_list, hidden_sizes, o.seed, n_eval=o.n_eval,
-                threads=threads, backend_params=variants)
+                threads=threads, backend_params=variants, models_dir=o.models)
         ]
     elif o.data is not None or o.n_eval is not None or o.train_steps is not None:
         raise InputError("--data, --n-eval and --train-steps apply only with --task")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 POINT_KEYS = ["cell", "backend", "backend_params", "seq_len", "hidden_size", "batch_size",
-              "input_size", "threads", "seed", "task"]
+              "input_size", "threads", "seed", "task", "model_activations"]
 MACHINE = "machine"  # a derived column: which machine measured the row (see machine_key)
 IDENTITY = ["point_id", MACHINE]
 # A point is compared with GRU on the same backend, configuration and machine.

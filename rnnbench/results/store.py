@@ -44,7 +44,8 @@ import pyarrow.parquet as pq
 from rnnbench import files
 
 # 2: fragments and folding (footer ``folded_through``); the columns of every backend added since 1.
-SCHEMA_VERSION = 2
+# 3: ``model_activations`` (a fine-tuned model is its own point).
+SCHEMA_VERSION = 3
 METADATA_KEY = b"rnnbench"
 
 _I = pa.int64()
@@ -61,6 +62,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("cell", _S),
     ("backend", _S),
     ("task", _S),
+    ("model_activations", _S),  # with a task: "ckks" for a polynomial-aware fine-tuned model
     ("seq_len", _I),
     ("hidden_size", _I),
     ("input_size", _I),

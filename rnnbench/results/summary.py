@@ -48,15 +48,21 @@ def format_markdown(table: pd.DataFrame) -> str:
     return markdown(shown, {"median µs/step": ".3g", "IQR µs": ".2g", "vs GRU": ".2f"})
 
 
-ACCURACY_COLUMNS = ["task", "cell", "backend", "backend_params", "seq_len", "hidden_size", "seed",
+ACCURACY_COLUMNS = ["task", "model_activations", "cell", "backend", "backend_params", "seq_len",
+                    "hidden_size", "seed",
                     "n_eval", "metric", "metric_value", "agreement", "train_step", "status", MACHINE]
 
 
 def accuracy_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per accuracy point and machine (newest run wins); failures keep their error in ``status``."""
+    """One line per accuracy point and machine (newest run wins); failures keep their error in ``status``.
+
+    ``model_activations`` is a column only where a fine-tuned model was scored."""
     latest = latest_runs(rows, "accuracy").copy()
     failed = latest["status"] != "ok"
     latest.loc[failed, "status"] = latest["status"] + ": " + latest["error_message"].fillna("")
-    return latest[ACCURACY_COLUMNS].sort_values(
-        ["task", "seq_len", "hidden_size", "seed", "backend", "backend_params", "cell", MACHINE],
-        kind="stable").reset_index(drop=True)
+    order = ["task", "model_activations", "seq_len", "hidden_size", "seed", "backend", "backend_params",
+             "cell", MACHINE]
+    table = latest[ACCURACY_COLUMNS].sort_values(order, kind="stable", na_position="first")
+    if table["model_activations"].isna().all():  # no fine-tuned model: nothing to tell apart
+        table = table.drop(columns="model_activations")
+    return table.reset_index(drop=True)

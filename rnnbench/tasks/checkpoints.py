@@ -59,3 +59,13 @@ def load(checkpoint: Path) -> tuple[TaskModel, dict[str, Any]]:
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{checkpoint}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
     return model.eval(), meta
+
+
+def activations(checkpoint: Path) -> str | None:
+    """The activations a checkpoint was fine-tuned with (``"ckks"``), or ``None`` for a model
+    trained with its exact ones, or one not trained yet (a sweep trains exact models)."""
+    try:
+        meta = json.loads(sidecar_path(checkpoint).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("activations") if isinstance(meta, dict) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,10 @@ def evaluate_point(point: Point, backend: Backend, models_dir: str | Path,
     path = checkpoints.path_for(models_dir, point.task, point.cell, point.seq_len,
                                 point.hidden_size, point.seed)
     model, meta = checkpoints.load(path)
+    if meta.get("activations") != point.model_activations:
+        raise checkpoints.CheckpointError(
+            f"{path} was replaced since the sweep was planned (activations "
+            f"{meta.get('activations')!r}, planned {point.model_activations!r})")
     facts = evaluate_backend(backend, model, data, point.backend_params, point.batch_size, point.threads)
     return {**facts, "train_step": meta["steps"]}
 
@@ -103,8 +108,15 @@ def accuracy_points(
     threads: int = 1,
     backend_params: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     n_eval: int | None = None,
+    models_dir: str | Path | None = None,
 ) -> list[Point]:
-    """Sweep points that score each model under each backend (``batch_size`` = test items evaluated)."""
+    """Sweep points that score each model under each backend (``batch_size`` = test items evaluated).
+
+    A model in ``models_dir`` fine-tuned with other activations makes its points distinct
+    (:attr:`Point.model_activations`), so its accuracy never replaces the exact model's.
+    """
+    from rnnbench.tasks import checkpoints
+
     points = []
     for data in datasets:
         for backend in backends:
@@ -113,4 +125,7 @@ def accuracy_points(
                 [eval_items(backend, data.n_test, n_eval)], input_size=data.input_size,
                 threads=threads, seed=seed, backend_params=backend_params, task=data.tag,
             )
-    return points
+    if models_dir is None:
+        return points
+    return [replace(p, model_activations=checkpoints.activations(checkpoints.path_for(
+        models_dir, p.task, p.cell, p.seq_len, p.hidden_size, p.seed))) for p in points]
