@@ -99,7 +99,9 @@ def synthetic_rows(run_id: str = "synthetic01", seed: int = 0, machine: dict[str
                 rows.append({**acc_point.columns(), "kind": "accuracy", "status": "ok",
                              "metric": metric, "metric_value": quality, "n_eval": 1000,
                              "agreement": 0.99, "started_at": START, **PROVENANCE,
-                             **step_cost(cell, 16, acc_point.hidden_size).columns()})
+                             **step_cost(cell, 16, acc_point.hidden_size).columns(),
+                             **({"ckks_depth_per_step": 12 + 8 * CELLS.index(cell)}
+                                if backend == "ckks" else {})})
             train_point = point(cell, "torch", 50, 64, task=task)
             for step in range(0, 500, 50):
                 pace = 120 * CELL_FACTOR[cell]  # the cells learn at different speeds

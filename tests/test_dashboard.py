@@ -17,6 +17,7 @@ from dashboard import data
 from dashboard.charts import CHARTS, TABS, explain_empty, failures, speedups
 from dashboard.charts.accuracy import accuracy_points, accuracy_with_cost, higher_is_better, pareto_front
 from dashboard.charts.common import log_ticks, point_table, series_labels, tick_text
+from dashboard.charts.encrypted import accuracy_vs_depth, encrypted_accuracy_points
 from dashboard.charts.integer import bit_width
 from rnnbench.cli import app
 from rnnbench.results import stats, store, summary
@@ -137,6 +138,8 @@ def reference_levels(figure: go.Figure) -> set[float]:
 def test_each_paper_claim_is_drawn_only_on_the_backends_it_is_about(rows):
     chart = next(c for c in CHARTS if c.key == "speedup")
     assert reference_levels(chart.build(rows[rows["backend"] == "ckks"])) == {1.0, 1.5}
+    tfhe = rows[rows["backend"] == "ckks"].assign(backend="tfhe")
+    assert reference_levels(chart.build(tfhe)) == {1.0, 3.0}  # the 2026 version's TFHE claim
     for backend in ("float", "int8", "torch"):
         assert reference_levels(chart.build(rows[rows["backend"] == backend])) == {1.0, 2.0}, backend
     figure = chart.build(rows)
@@ -409,6 +412,36 @@ def test_every_accuracy_row_is_on_the_accuracy_charts(rows):
     untimed_count = accuracy_with_cost(both)["cost_us"].isna().sum()
     assert untimed_count >= 6
     assert any(f"{untimed_count} rows without timing" in a.text for a in vs_cost.layout.annotations)
+
+
+def test_encrypted_accuracy_is_drawn_against_depth_and_bit_width_beside_float(rows):
+    digits = [r for r in synthetic_rows() if r["kind"] == "accuracy" and r["task"] == "digits"]
+    gru_ckks, reluadd_ckks = (next(r for r in digits if r["cell"] == cell and r["backend"] == "ckks")
+                              for cell in ("gru", "reluadd"))
+    extra = [  # a cheaper CKKS setting, a polynomial-aware model with its float, a TFHE width
+        dict(gru_ckks, point_id="deeper", backend_params='{"poly_err": 0.01}', ckks_depth_per_step=9,
+             metric_value=0.80),
+        *(dict(reluadd_ckks, point_id=f"aware-{backend}", backend=backend, model_activations="ckks",
+               metric_value=value) for backend, value in (("float", 0.9), ("ckks", 0.88))),
+        dict(gru_ckks, point_id="tfhe", backend="tfhe", backend_params='{"act_bits": 4}',
+             ckks_depth_per_step=None, tfhe_act_bits=4, metric_value=0.85),
+    ]
+    both = pd.concat([rows, as_stored(extra)], ignore_index=True)
+    points = encrypted_accuracy_points(both)
+    # every CKKS/TFHE accuracy row with its depth or width, none of the others
+    assert len(points) == 2 * 3 + 1 + 1 + 1
+    fig = accuracy_vs_depth(both)
+    titles = [a.text for a in fig.layout.annotations]
+    assert any(t.startswith("ckks · digits") for t in titles) and any(t.startswith("tfhe") for t in titles)
+    markers = [t for t in fig.data if t.mode == "lines+markers" and t.x[0] is not None]
+    assert sum(len(t.x) for t in markers) == len(points)
+    gru = [t for t in markers if t.name == "gru as trained" and len(t.x) == 2]
+    assert len(gru) == 1 and list(gru[0].x) == [9, 12] and list(gru[0].y) == [0.80, 0.95]
+    # the polynomial-aware model is its own series, compared with its own float accuracy
+    aware = points[points["series"] == "ckks-aware model"]
+    assert len(aware) == 1 and aware["float_value"].iloc[0] == 0.9 and aware["metric_value"].iloc[0] == 0.88
+    floats = [t for t in fig.data if t.mode == "lines" and t.line.dash == "dot"]
+    assert [t.y[0] for t in floats] == [0.9]
 
 
 # rnnbench report and rnnbench dashboard (input checks) ---------------------------------------------

@@ -18,7 +18,12 @@ import plotly.graph_objects as go
 from dashboard.charts.accuracy import accuracy_by_backend, accuracy_vs_cost, training_curves
 from dashboard.charts.common import is_empty
 from dashboard.charts.cost_model import OP_COLUMNS, cost_model_chart
-from dashboard.charts.encrypted import encrypted_chart, encrypted_points
+from dashboard.charts.encrypted import (
+    accuracy_vs_depth,
+    encrypted_accuracy_points,
+    encrypted_chart,
+    encrypted_points,
+)
 from dashboard.charts.failures import failures, failures_table
 from dashboard.charts.integer import integer_error_chart
 from dashboard.charts.speedup import speedup_chart, speedups
@@ -53,7 +58,8 @@ CHARTS: list[Chart] = [
           "machine).", "Time"),
     Chart("speedup", "Speedup of reluadd", speedup_chart,
           "Baseline time / reluadd time; above 1 reluadd is faster. Bars: 50% interval of the ratio. "
-          "Red dashed: the paper's claim for that kind of backend (2x float/integer, 1.5x encrypted).",
+          "Red dashed: the paper's claim for that kind of backend (2x float/integer, 1.5x encrypted; "
+          "3-6x TFHE in its 2026 version).",
           "Speedup", lambda rows: not speedups(rows).empty),
     Chart("cost_model", "Cost model vs measured", cost_model_chart,
           "Operation counts of the deterministic cost model next to the measured time, both "
@@ -64,6 +70,10 @@ CHARTS: list[Chart] = [
           "refresh: CKKS decrypts and re-encrypts on the client, SEAL has no bootstrapping; decryption), "
           "depth or programmable bootstraps per step, and traffic; CKKS and TFHE alike.",
           "Encrypted", lambda rows: not encrypted_points(rows).empty),
+    Chart("accuracy_vs_depth", "Encrypted accuracy against depth", accuracy_vs_depth,
+          "Task metric of each encrypted setting against the multiplicative depth per step it took "
+          "(CKKS) or its activation bit width (TFHE); dotted: the same model in float.", "Encrypted",
+          lambda rows: not encrypted_accuracy_points(rows).empty),
     Chart("integer_error", "Integer error vs bit width", integer_error_chart,
           "Error of the integer backends against the float reference module (log scale).", "Integer",
           lambda rows: rows["backend"].astype(str).str.fullmatch(r"int\d+").any()),

@@ -1,4 +1,5 @@
-"""Encrypted backends (CKKS, TFHE): seconds per step, where a run's time goes, depth and traffic.
+"""Encrypted backends (CKKS, TFHE): seconds per step, where a run's time goes, depth and traffic;
+and what accuracy each setting keeps against the depth (CKKS) or bit width (TFHE) it costs.
 
 Generic over the backends' stored columns: ``<prefix>_<phase>_s`` for the phases a
 backend records (keygen, encrypt, eval or evaluate, refresh, decrypt), depth or PBS
@@ -11,16 +12,19 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.charts.accuracy import accuracy_points
 from dashboard.charts.common import (
     TEMPLATE,
     Traces,
     add_cell_entries,
+    add_key_entries,
     colour,
     empty_figure,
     legend_below,
     point_table,
     series_labels,
     series_sort_key,
+    symbol_map,
 )
 
 PREFIXES = ("ckks", "tfhe")
@@ -103,3 +107,67 @@ def encrypted_chart(rows: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(title_text="bytes", tickformat="~s", row=2, col=2)
     fig.update_layout(title=title, template=TEMPLATE, height=640)
     return legend_below(fig, points["cell"].nunique() + len(PHASE_COLOURS))
+
+
+# What an accuracy row of each encrypted backend is plotted against: the knob that sets its cost.
+ACCURACY_AXES = {"ckks": ("ckks_depth_per_step", "multiplicative depth per step"),
+                 "tfhe": ("tfhe_act_bits", "activation bits")}
+
+
+def encrypted_accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy rows of encrypted backends that say their depth or bit width, with ``x`` set to it,
+    ``float_value`` (float on the same task, cell, model and items) and a ``series`` label."""
+    table = accuracy_points(rows)
+    table = table[table["backend"].isin(list(ACCURACY_AXES))]
+    x = pd.Series(float("nan"), index=table.index)
+    for backend, (column, _) in ACCURACY_AXES.items():
+        if column in table:
+            x = x.where(table["backend"] != backend, table[column])
+    table = table.assign(x=x).dropna(subset=["x"])
+    model = table["model_activations"].map(lambda a: f"{a}-aware model" if isinstance(a, str) else "")
+    hidden = table["hidden_size"].map(lambda h: f"H={h}") if table["hidden_size"].nunique() > 1 else ""
+    series = (model + " " + hidden).str.strip()
+    return table.assign(series=series.where(series != "", "as trained")).reset_index(drop=True)
+
+
+def accuracy_vs_depth(rows: pd.DataFrame) -> go.Figure:
+    """Encrypted accuracy against the depth (CKKS) or bit width (TFHE) it took, one panel per
+    backend and task; each cell's float accuracy as a dotted line of its colour."""
+    title = "Encrypted accuracy against depth (CKKS) and bit width (TFHE)"
+    table = encrypted_accuracy_points(rows)
+    if table.empty:
+        return empty_figure(title, "No CKKS or TFHE accuracy rows in the selection "
+                                   "(`rnnbench sweep --task digits --backends float,ckks`).")
+    keys = ["backend", "task", "metric"] + (["machine_name"] if table["machine"].nunique() > 1 else [])
+    panels = sorted(table.groupby(keys).groups)
+    fig = make_subplots(rows=1, cols=len(panels), horizontal_spacing=0.1,
+                        subplot_titles=[" · ".join(map(str, p)) for p in panels])
+    symbols = symbol_map(table["series"])
+    traces = Traces()
+    add_cell_entries(traces, table["cell"])
+    add_key_entries(traces, {s: m for s, m in symbols.items() if len(symbols) > 1}, "model")
+    for col, key in enumerate(panels, start=1):
+        panel = table[(table[keys] == list(key)).all(axis=1)]
+        for (cell, series), line in panel.groupby(["cell", "series"]):
+            line = line.sort_values("x")
+            traces.add(go.Scatter(
+                x=line["x"], y=line["metric_value"], mode="lines+markers", name=f"{cell} {series}",
+                legendgroup=cell, showlegend=False, line={"color": colour(cell), "width": 1.5},
+                marker={"color": colour(cell), "symbol": symbols[series], "size": 10},
+                customdata=line[["float_value", "vs_float", "params", "n_eval", "run_id"]].to_numpy(),
+                hovertemplate=(f"{cell} · {series}<br>{ACCURACY_AXES[key[0]][1]} %{{x}}<br>{key[2]} "
+                               "%{y:.4g} (float %{customdata[0]:.4g}, %{customdata[1]:+.4f})"
+                               "<br>%{customdata[2]}<br>n=%{customdata[3]} · run %{customdata[4]}"
+                               "<extra></extra>")), 1, col)
+        for (cell, series), floats in panel.dropna(subset=["float_value"]).groupby(["cell", "series"]):
+            span = [panel["x"].min() - 0.5, panel["x"].max() + 0.5]
+            traces.add(go.Scatter(
+                x=span, y=[floats["float_value"].iloc[0]] * 2, mode="lines", legendgroup=cell,
+                showlegend=False, line={"color": colour(cell), "dash": "dot", "width": 1},
+                hovertemplate=f"{cell} · {series}: float %{{y:.4g}}<extra></extra>"), 1, col)
+        fig.update_xaxes(title_text=ACCURACY_AXES[key[0]][1], dtick=1 if key[0] == "tfhe" else None,
+                         row=1, col=col)
+        fig.update_yaxes(title_text=key[2], row=1, col=col)
+    traces.into(fig)
+    fig.update_layout(title=title, template=TEMPLATE, height=420)
+    return legend_below(fig, table["cell"].nunique() + len(symbols))
