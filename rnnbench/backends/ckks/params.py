@@ -158,7 +158,9 @@ def choose(cell: str, params: Mapping[str, Any], seq_len: int,
     with mid-step refreshes the largest among those needing the fewest: CKKS noise is
     relative to the scale, and the polynomial evaluation divides it by up to
     ``a^(deg - 1)``, so spare bits go into precision. Refresh interval: as many steps as
-    the levels hold. ``polys``: the fitted polynomials (default: placeholders on a narrow
+    the levels hold. Chain: only as many levels as that schedule uses (the same refresh
+    interval, the same mid-step round trips), since every SEAL operation costs in
+    proportion to the primes left (a relinearisation: to their square). ``polys``: the fitted polynomials (default: placeholders on a narrow
     interval, which may need a level less). Raises :class:`InvalidParams` for a user
     setting that cannot work.
     """
@@ -176,15 +178,19 @@ def choose(cell: str, params: Mapping[str, Any], seq_len: int,
         if not mid:
             fitting = [bits for bits in scales if max_levels(n, bits) >= depth]
             if fitting:
-                return _with_refresh_interval(cell, polys, seq_len, refresh_every,
-                                              Setup(n, fitting[0], max_levels(n, fitting[0]), 1))
+                setup = _with_refresh_interval(cell, polys, seq_len, refresh_every,
+                                               Setup(n, fitting[0], max_levels(n, fitting[0]), 1))
+                return replace(setup, levels=levels_needed(cell, polys, setup.refresh_every))
         elif steps_wanted == 1:
             needs = {bits: mid_step_refreshes(cell, polys, max_levels(n, bits))
                      for bits in scales if max_levels(n, bits) >= 1}
             feasible = [(count, -bits) for bits, count in needs.items() if count is not None]
             if feasible:
-                bits = -min(feasible)[1]
-                return Setup(n, bits, max_levels(n, bits), 1, mid_step_refresh=True)
+                count, bits = min(feasible)[0], -min(feasible)[1]
+                # The shortest chain with as few round trips: every operation then runs on fewer primes.
+                levels = min(lv for lv in range(1, max_levels(n, bits) + 1)
+                             if mid_step_refreshes(cell, polys, lv) == count)
+                return Setup(n, bits, levels, 1, mid_step_refresh=True)
     n, bits = options[-1][0], scales[-1]
     raise InvalidParams(
         f"ckks: {steps_wanted} {cell} step(s) need {depth} levels, but poly_degree={n} with "
