@@ -11,7 +11,8 @@ diagonal method (baby-step giant-step: about ``2 sqrt(P)`` rotations instead of 
 yields the next vector already in place: no masking, no re-replication.
 
 Both compute ``W v + b`` with one rescale per output ciphertext: every product of a
-row shares one plaintext scale, so the products are summed before rescaling.
+row shares one plaintext scale, so the products are summed before rescaling (the batch
+packing's rows are :class:`LinComb` values, computed at the level their consumer needs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 import numpy as np
 import tenseal.sealapi as seal
 
-from rnnbench.backends.ckks.he import Enc, Engine
+from rnnbench.backends.ckks.he import Enc, Engine, LinComb
 from rnnbench.cells import Weights
 
 
@@ -68,27 +69,21 @@ class BatchPacking:
         return np.stack([engine.decrypt(ct)[:batch] for ct in value.cts], axis=1)
 
     def project(self, engine: Engine, cts: list[seal.Ciphertext], matrix: np.ndarray, bias: np.ndarray,
-                level: int, units: list[int]) -> tuple[Enc, ...]:
-        """``matrix @ v + bias`` for ``units``, one :class:`Enc` per gate, at ``level`` (canonical scale).
+                level: int, units: list[int]) -> tuple[LinComb, ...]:
+        """``matrix @ v + bias`` for the unit in ``units``, one :class:`LinComb` per gate (at most ``level``).
 
-        The rows are left pending (summed, not rescaled), so a gate that adds both matrix
-        products (``W_ih x + W_hh h``) is rescaled once.
+        Nothing is computed yet: each gate row is computed where its consumer needs it, so a
+        gate that adds both matrix products (``W_ih x + W_hh h``) is one combination rescaled
+        once, and GRU's ``W_hn h`` and ``W_in x`` are computed at the level of ``r * (W_hn h)``,
+        on a few primes, instead of at the top and then brought down.
         """
-        src = [engine.mod_switch(ct, level + 1) for ct in cts]
-        weight_scale = engine.scales[level] * engine.primes[level + 1] / src[0].scale
-        product_scale = engine.scales[level] * engine.primes[level + 1]
-        hidden, gates = self.weights.hidden_size, self.weights.gates
-        rows = []
-        for r in (g * hidden + j for g in range(gates) for j in units):
-            acc = None
-            for ct, w in zip(src, matrix[r], strict=True):
-                if w == 0:
-                    continue
-                term = engine.mul_plain(ct, engine.plain(float(w), level + 1, weight_scale))
-                acc = term if acc is None else engine.accumulate(acc, term)
-            rows.append(engine.add_plain(acc, engine.plain(float(bias[r]), level + 1, product_scale)))
-        return tuple(Enc(engine, rows[g * len(units):(g + 1) * len(units)], pending=True)
-                     for g in range(gates))
+        (unit,) = units
+        src = [Enc(engine, [engine.mod_switch(ct, level + 1)]) for ct in cts]
+        hidden = self.weights.hidden_size
+        return tuple(
+            LinComb(engine, [(v, float(w)) for v, w in zip(src, matrix[g * hidden + unit], strict=True)
+                             if w != 0], float(bias[g * hidden + unit]))
+            for g in range(self.weights.gates))
 
     def model_pt_mults(self) -> int:
         """Ciphertext-plaintext products of both matrix products in one step."""
