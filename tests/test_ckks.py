@@ -7,10 +7,10 @@ cell fits the 16384 ring; still, each encrypted run takes seconds, so results ar
 from __future__ import annotations
 
 import functools
-from collections import Counter
 import math
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -204,9 +204,9 @@ def test_linear_combination_computed_once_at_its_consumers_level():
     a = np.random.default_rng(9).uniform(-1, 1, engine.slots)
     x = Enc(engine, [engine.encrypt(a)])
     y = x * x
-    y.cts  # settled: level 3
+    y.settle()  # level 3
     z = y * y
-    z.cts  # level 2
+    z.settle()  # level 2
 
     def combine(x, y, z):
         return x * 0.5 + y * -1.5 + z * 2.0 + 0.25

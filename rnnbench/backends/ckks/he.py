@@ -236,13 +236,17 @@ class Enc:
     @property
     def cts(self) -> list[seal.Ciphertext]:
         """The ciphertexts, relinearised and rescaled (settling a pending product)."""
+        return self.settle()._cts
+
+    def settle(self) -> Enc:
+        """This value with a pending product relinearised and rescaled (itself)."""
         if self.pending:
             engine = self.engine
             scale = engine.scales[self.level]
             self._cts = [engine.rescale(engine.relinearize(c) if c.size() > 2 else c, scale)
                          for c in self._cts]
             self.pending = False
-        return self._cts
+        return self
 
     @property
     def level(self) -> int:
@@ -269,11 +273,6 @@ class Enc:
 
     def _constant(self, value: float) -> seal.Plaintext:
         return self.engine.plain(float(value), self.level, self.engine.scales[self.level])
-
-    def settle(self) -> Enc:
-        """This value relinearised and rescaled (itself)."""
-        self.cts
-        return self
 
     def __add__(self, other: Enc | LinComb | Sum | float) -> Enc | LinComb | Sum:
         if isinstance(other, LinComb | Sum):
@@ -505,9 +504,7 @@ class Sum:
 
     def settled(self) -> Enc:
         if self._settled is None:
-            value = self.compute(self.level)
-            value.cts  # relinearised and rescaled
-            self._settled = value
+            self._settled = self.compute(self.level).settle()
         return self._settled
 
     @property

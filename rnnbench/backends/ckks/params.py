@@ -160,9 +160,9 @@ def choose(cell: str, params: Mapping[str, Any], seq_len: int,
     ``a^(deg - 1)``, so spare bits go into precision. Refresh interval: as many steps as
     the levels hold. Chain: only as many levels as that schedule uses (the same refresh
     interval, the same mid-step round trips), since every SEAL operation costs in
-    proportion to the primes left (a relinearisation: to their square). ``polys``: the fitted polynomials (default: placeholders on a narrow
-    interval, which may need a level less). Raises :class:`InvalidParams` for a user
-    setting that cannot work.
+    proportion to the primes left (a relinearisation: to their square). ``polys``: the
+    fitted polynomials (default: placeholders on a narrow interval, which may need a level
+    less). Raises :class:`InvalidParams` for a user setting that cannot work.
     """
     polys = polys or degree_polys(params)
     refresh_every = params["refresh_every"]
