@@ -232,6 +232,15 @@ class Enc:
 
     def __init__(self, engine: Engine, cts: list[seal.Ciphertext], pending: bool = False) -> None:
         self.engine, self._cts, self.pending = engine, cts, pending
+        self._switched: dict[int, list[seal.Ciphertext]] = {}
+
+    def switched(self, level: int) -> list[seal.Ciphertext]:
+        """The ciphertexts mod-switched down to ``level`` (same scale), once per level."""
+        if level == self.level:
+            return self.cts
+        if level not in self._switched:
+            self._switched[level] = [self.engine.mod_switch(ct, level) for ct in self.cts]
+        return self._switched[level]
 
     @property
     def cts(self) -> list[seal.Ciphertext]:
@@ -379,7 +388,7 @@ class LinComb:
             engine.counts["level_adjusts"] += len(self.terms)
         plains, sources = [], []
         for value, coeff in self.terms:
-            cts = [engine.mod_switch(ct, level + 1) for ct in value.cts]
+            cts = value.switched(level + 1)
             plains.append(engine.plain(coeff, level + 1, target / cts[0].scale))
             sources.append(cts)
         const = engine.plain(self.const, level + 1, target) if const and self.const != 0.0 else None
@@ -452,7 +461,7 @@ class LinComb:
         is ``level``): ``other`` mod-switched there, ``self`` computed at the scale that makes the
         product canonical (``S[level + 1]^2 / other.scale``)."""
         engine = self.engine
-        theirs = [engine.mod_switch(ct, level + 1) for ct in other.cts]
+        theirs = other.switched(level + 1)
         mine = self._compute(level + 1, engine.scales[level + 1] ** 2 / theirs[0].scale)
         return [engine.mul(a, b) for a, b in zip(mine, theirs, strict=True)]
 
@@ -560,7 +569,7 @@ class EncOps(NonlinearityOps):
 
     def apply(self, kind: str, x: Enc | LinComb) -> Enc | LinComb:
         if self.refresh is not None and x.level < self.depths[kind]:
-            x = self.refresh(x)
+            x = self.refresh(Enc(x.engine, x.cts))  # computed here (server time), then refreshed
         elif isinstance(x, Sum) or (isinstance(x, LinComb) and len(x.terms) > 1):
             x = x.at(x.level) if isinstance(x, LinComb) else x.settled()  # used many times: computed once
         return self.polys[kind].evaluate(x)

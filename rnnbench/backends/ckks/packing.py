@@ -37,9 +37,20 @@ class BatchPacking:
 
     def __init__(self, weights: Weights) -> None:
         self.weights = weights
+        self._sources: dict[int, tuple[list, list[Enc]]] = {}
 
     def rotation_steps(self) -> list[int]:
         return []
+
+    def _wrapped(self, engine: Engine, cts: list[seal.Ciphertext]) -> list[Enc]:
+        """One :class:`Enc` per ciphertext of a step's input or state, shared by all units, so
+        each is mod-switched to a level once per step, not once per unit."""
+        held = self._sources.get(id(cts))
+        if held is None or held[0] is not cts:
+            if len(self._sources) >= 4:  # the previous step's
+                self._sources.clear()
+            held = self._sources[id(cts)] = (cts, [Enc(engine, [ct]) for ct in cts])
+        return held[1]
 
     def encode_weights(self, engine: Engine) -> None:
         """Nothing ahead of time: a scalar encodes in 0.1 ms, and one constant plaintext of the
@@ -78,7 +89,7 @@ class BatchPacking:
         on a few primes, instead of at the top and then brought down.
         """
         (unit,) = units
-        src = [Enc(engine, [engine.mod_switch(ct, level + 1)]) for ct in cts]
+        src = self._wrapped(engine, cts)
         hidden = self.weights.hidden_size
         return tuple(
             LinComb(engine, [(v, float(w)) for v, w in zip(src, matrix[g * hidden + unit], strict=True)
