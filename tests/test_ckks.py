@@ -195,6 +195,25 @@ def _wide_engine():
     return Engine(params.Setup(16384, 37, params.max_levels(16384, 37), 1))
 
 
+def test_chain_holds_only_the_levels_the_refresh_schedule_uses():
+    """Fewer primes make every operation cheaper: the chain is the shortest with the same schedule."""
+    w = weights("gru", hidden=16, inputs=16)
+    cal = np.random.default_rng(8).standard_normal((1, 512, 16))
+    polys = params.stand_ins(w, BACKEND.validate_params({}), cal)
+    setup = params.choose("gru", BACKEND.validate_params({}), 1, polys)
+    assert setup.mid_step_refresh
+    most = params.max_levels(setup.poly_degree, setup.scale_bits)
+    count = params.mid_step_refreshes("gru", polys, most)
+    assert setup.levels < most and params.mid_step_refreshes("gru", polys, setup.levels) == count
+    assert params.mid_step_refreshes("gru", polys, setup.levels - 1) != count
+    # Without mid-step refreshes: exactly the levels of the chosen refresh interval.
+    small = params.degree_polys(BACKEND.validate_params(SMALL))
+    plain = params.choose("gru", BACKEND.validate_params(SMALL), 10, small)
+    assert plain.levels == params.levels_needed("gru", small, plain.refresh_every)
+    assert params.levels_needed("gru", small, plain.refresh_every + 1) > params.max_levels(
+        plain.poly_degree, plain.scale_bits)
+
+
 def test_linear_combination_computed_once_at_its_consumers_level():
     """``sum c_i v_i + c`` over values at different levels: no level adjust, one rescale, at the
     level the tracer predicts; a product with a value of more levels mod-switches it (no adjust)."""
