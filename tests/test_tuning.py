@@ -36,7 +36,7 @@ def test_tune_and_longest_solved_train_for_real():
     assert seen == trials and [t.config.lr for t in trials] == [1e-3, 1e-2]
     assert all(t.final_mse > 0 and t.cpu_s > 0 and t.steps_per_s > 0 for t in trials)
     # An impossible budget: nothing is solved and the search stops at the first T.
-    longest, run = tuning.longest_solved(lambda t: tasks.load("adding", t), "gru", 4, 0,
-                                         TrainConfig(steps=2, batch_size=8), seq_lens=(8, 16),
-                                         budget_cpu_s=0.0)
-    assert longest is None and [t.seq_len for t in run] == [8]
+    longest, run = tuning.longest_solved(lambda t: tasks.load("adding", t),
+                                         {"gru": TrainConfig(steps=2, batch_size=8)}, 4, 0,
+                                         seq_lens=(8, 16), budget_cpu_s=0.0)
+    assert longest == {"gru": None} and [t.seq_len for t in run] == [8]

@@ -48,6 +48,12 @@ class TrainConfig:
     # here neither solved the adding problem nor helped on digits (docs/tasks.md).
     lstm_forget_bias: float = 0.0
     curve_every: int = 0  # 0: steps / CURVE_POINTS
+    warmup_steps: int = 0  # 0: warmup_fraction * steps
+    # A CPU-time budget (None: none): training ends at the step that spends it, and the
+    # cosine decays over these CPU seconds instead of over ``steps`` (then only a cap).
+    max_cpu_s: float | None = None
+    # Stop at the first curve point whose test metric is below this (None: never).
+    stop_below: float | None = None
 
     @classmethod
     def for_task(cls, data: TaskData, steps: int | None = None, **options: Any) -> TrainConfig:
@@ -58,12 +64,16 @@ class TrainConfig:
     def curve_interval(self) -> int:
         return self.curve_every or max(1, self.steps // CURVE_POINTS)
 
-    def lr_factor(self, step: int) -> float:
-        """Multiplier of ``lr`` after ``step`` optimizer steps: linear warm-up, then cosine to 0."""
-        warmup = max(1, round(self.warmup_fraction * self.steps))
+    def lr_factor(self, step: int, cpu_s: float = 0.0) -> float:
+        """Multiplier of ``lr`` after ``step`` optimizer steps and ``cpu_s`` CPU seconds:
+        linear warm-up, then cosine to 0 over the steps (or over ``max_cpu_s``)."""
+        warmup = self.warmup_steps or max(1, round(self.warmup_fraction * self.steps))
         if step < warmup:
             return (step + 1) / warmup
-        progress = (step - warmup) / max(1, self.steps - warmup)
+        if self.max_cpu_s is not None:
+            progress = cpu_s / max(self.max_cpu_s, 1e-9)
+        else:
+            progress = (step - warmup) / max(1, self.steps - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -114,27 +124,30 @@ def train(
     device = device or default_device()
     model = initial_model(data, cell, hidden_size, seed, config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
     rng = np.random.default_rng([seed, 1])  # the training stream; model init uses the seed itself
     trained = Trained(model, device=str(device))
     losses: list[float] = []
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for step in range(1, config.steps + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * config.lr_factor(step - 1, time.process_time() - cpu0)
         x, y = data.sample(rng, config.batch_size)
         loss = data.objective.loss(model(torch.from_numpy(x).to(device)), torch.from_numpy(y).to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
         optimizer.step()
-        schedule.step()
         losses.append(loss.item())
         if on_step:
             on_step(step, losses[-1])
-        if step % config.curve_interval == 0 or step == config.steps:
+        out_of_budget = config.max_cpu_s is not None and time.process_time() - cpu0 >= config.max_cpu_s
+        if step % config.curve_interval == 0 or step == config.steps or out_of_budget:
+            metric = evaluate_model(model, data)
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-            trained.curve.append(CurvePoint(step, float(np.mean(losses)), evaluate_model(model, data),
-                                            wall, cpu))
+            trained.curve.append(CurvePoint(step, float(np.mean(losses)), metric, wall, cpu))
             losses.clear()
+            if out_of_budget or (config.stop_below is not None and metric < config.stop_below):
+                break
     trained.model = model.cpu().eval()
     return trained
 
