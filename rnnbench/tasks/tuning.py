@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from rnnbench import env
 from rnnbench.grid import Point
@@ -46,6 +46,14 @@ class Trial:
 
     def solved_within(self, budget_cpu_s: float) -> bool:
         return self.solved_at_cpu_s is not None and self.solved_at_cpu_s <= budget_cpu_s
+
+
+class TuningProgress(Protocol):
+    """What a display learns of a tuning run: each training's start, steps and end."""
+
+    def started(self, cell: str, seq_len: int, config: TrainConfig) -> None: ...
+    def step(self, step: int, loss: float) -> None: ...
+    def finished(self, trial: Trial) -> None: ...
 
 
 def trial(data: TaskData, cell: str, trained: Trained, config: TrainConfig) -> Trial:
@@ -78,21 +86,29 @@ def best(trials: Sequence[Trial]) -> Trial:
                                       t.solved_at_cpu_s or 0.0, t.final_mse))
 
 
+def run_trial(data: TaskData, cell: str, hidden_size: int, seed: int, config: TrainConfig,
+              progress: TuningProgress | None = None) -> Trial:
+    """Train ``cell`` on ``data`` with ``config`` and summarise it, reporting to ``progress``."""
+    if progress:
+        progress.started(cell, data.seq_len, config)
+    trained = train(data, cell, hidden_size, seed, config, on_step=progress.step if progress else None)
+    result = trial(data, cell, trained, config)
+    if progress:
+        progress.finished(result)
+    return result
+
+
 def tune(data: TaskData, cell: str, hidden_size: int, seed: int, base: TrainConfig,
-         on_trial: Callable[[Trial], None] | None = None, **grid_options) -> list[Trial]:
+         progress: TuningProgress | None = None, **grid_options) -> list[Trial]:
     """Train ``cell`` once per setting of :func:`grid`; returns every trial (see :func:`best`)."""
-    trials = []
-    for config in grid(cell, base, **grid_options):
-        trials.append(trial(data, cell, train(data, cell, hidden_size, seed, config), config))
-        if on_trial:
-            on_trial(trials[-1])
-    return trials
+    return [run_trial(data, cell, hidden_size, seed, config, progress)
+            for config in grid(cell, base, **grid_options)]
 
 
 def longest_solved(load: Callable[[int], TaskData], configs: Mapping[str, TrainConfig],
                    hidden_size: int, seed: int, seq_lens: Sequence[int] = (100, 200, 400, 800),
                    budget_cpu_s: float = SOLVE_BUDGET_CPU_S,
-                   on_trial: Callable[[Trial], None] | None = None,
+                   progress: TuningProgress | None = None,
                    ) -> tuple[dict[str, int | None], list[Trial]]:
     """Per cell of ``configs`` (cell -> its tuned setting), the longest ``T`` of ``seq_lens``
     (ascending) solved within the budget; and the trials run.
@@ -106,10 +122,8 @@ def longest_solved(load: Callable[[int], TaskData], configs: Mapping[str, TrainC
     for seq_len in seq_lens:
         data = load(seq_len)
         for cell in list(searching):
-            config = budgeted(configs[cell], budget_cpu_s)
-            trials.append(trial(data, cell, train(data, cell, hidden_size, seed, config), config))
-            if on_trial:
-                on_trial(trials[-1])
+            trials.append(run_trial(data, cell, hidden_size, seed,
+                                    budgeted(configs[cell], budget_cpu_s), progress))
             if trials[-1].solved_within(budget_cpu_s):
                 longest[cell] = seq_len
             else:
