@@ -2,7 +2,7 @@
 
 :mod:`.common` holds the Typer app, the one-line errors and the option parsers;
 :mod:`.plan` turns ``sweep``'s options into points, settings, output and executor;
-the command modules (``sweep``, ``train``, ``compare``, ``merge``, ``compact``,
+the command modules (``sweep``, ``train``, ``tune``, ``compare``, ``merge``, ``compact``,
 ``dashboard``, ``report``, ``env``) parse, delegate and print. This package imports nothing heavy
 itself, so :func:`main` handles a Ctrl-C even while the libraries are still loading.
 """
@@ -13,7 +13,7 @@ import signal
 import sys
 from typing import Any
 
-COMMANDS = ("sweep", "train", "compare", "merge", "compact", "dashboard", "report", "env")
+COMMANDS = ("sweep", "train", "tune", "compare", "merge", "compact", "dashboard", "report", "env")
 
 
 def _app() -> Any:
