@@ -54,13 +54,14 @@ def test_activation_tables_match_sigmoid_and_tanh():
     assert np.abs(tanh - np.tanh(exact_x)).max() < 5e-5
 
 
+@pytest.mark.parametrize("threads", [1, 3])  # 3: the batch split across threads (slices of 1 and 2)
 @pytest.mark.parametrize("bits", [8, 16])
 @pytest.mark.parametrize("cell", names())
-def test_kernels_are_bit_exact_against_the_numpy_reference(cell, bits):
+def test_kernels_are_bit_exact_against_the_numpy_reference(cell, bits, threads):
     weights = _weights(cell, hidden=37, seed=1)
     calibration = _inputs(12, 3, seed=2)
     q = quantize(weights, bits, calibration)
-    prepared = IntegerPrepared(q)
+    prepared = IntegerPrepared(q, threads)
     # Inputs 3x wider than calibrated on: exercises every saturation path as well.
     for x in (_inputs(12, 3, seed=3), 3 * _inputs(9, 2, seed=4)):
         expected, saturated = run_reference(q, x)

@@ -133,6 +133,7 @@ print(sum(1 for task, t in after.items() if t > before.get(task, 0)))
     ("torch", 1, "lstm", 512, 1),
     ("float", 1, "gru", 256, 32), ("float", 2, "gru", 256, 32), ("torch", 2, "gru", 256, 32),
     ("onnxruntime", 2, "gru", 256, 32),
+    ("int8", 1, "gru", 256, 32), ("int8", 2, "gru", 256, 32), ("int16", 2, "reluadd", 256, 32),
 ])
 def test_threads_means_that_many_busy_threads(backend, threads, cell, hidden, batch):
     """``--threads N`` gives every backend N threads that do work, ours included."""

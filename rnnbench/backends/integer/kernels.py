@@ -209,7 +209,7 @@ def _reluadd_units(gi, gh, h, hidden, frac_pre, frac_h, qmax):
         h[j] = saturate_jit(_align(h_new, frac_new, frac_h), qmax)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: the backend runs slices of a batch on several threads
 def run_sequences(cell, x, x_scale, w_ih_t, b_ih, m_ih, shift_ih, w_hh, b_hh, m_hh, shift_hh,
                   frac_pre, frac_h, frac_c, acc, gh, w_padded, offset):
     """Run float inputs ``x`` [T, B, I], quantized with ``x_scale = 2**frac_x``, from a zero state.
