@@ -181,21 +181,22 @@ def test_vnni_dot_products_are_exact_over_the_whole_int8_range():
 
     @njit
     def product(w_padded, offset, h, u, acc):
-        for k in range(h.shape[0]):
-            u[k] = np.uint8(np.int32(h[k]) + 128)
+        for b in range(h.shape[0]):
+            for k in range(h.shape[1]):
+                u[b, k] = np.uint8(np.int32(h[b, k]) + 128)
         vnni.dot_rows_u8s8(w_padded, u, acc)
         return acc - offset
 
     rng = np.random.default_rng(0)
-    for rows, k_len in [(7, 5), (111, 37), (256, 130)]:
+    for rows, k_len, batch in [(7, 5, 1), (111, 37, 3), (256, 130, 2)]:
         weight = rng.integers(-128, 128, (rows, k_len)).astype(np.int8)
         weight[0] = -128  # the extremes: |sum| up to K * 128 * 128
-        h = rng.integers(-128, 128, k_len).astype(np.int8)
-        h[: k_len // 2] = -128
+        h = rng.integers(-128, 128, (batch, k_len)).astype(np.int8)
+        h[0, : k_len // 2] = -128
         w_padded, offset = vnni.pad_for_vnni(weight)
-        u = np.zeros(w_padded.shape[1], np.uint8)
-        got = product(w_padded, offset, h, u, np.zeros(w_padded.shape[0], np.int32))
-        np.testing.assert_array_equal(got[:rows], weight.astype(np.int64) @ h.astype(np.int64))
+        u = np.zeros((batch, w_padded.shape[1]), np.uint8)
+        got = product(w_padded, offset, h, u, np.zeros((batch, w_padded.shape[0]), np.int32))
+        np.testing.assert_array_equal(got[:, :rows], h.astype(np.int64) @ weight.astype(np.int64).T)
 
 
 def test_int8_recurrent_product_uses_vnni_where_the_cpu_has_it():
@@ -212,5 +213,6 @@ def test_int8_recurrent_product_uses_vnni_where_the_cpu_has_it():
 
     weight = np.ones((8, 64), np.int8)
     w_padded, offset = vnni.pad_for_vnni(weight)
-    product(weight, w_padded, offset, np.ones(64, np.int8), np.zeros(64, np.uint8), np.zeros(8, np.int32))
+    product(weight, w_padded, offset, np.ones((2, 64), np.int8), np.zeros((2, 64), np.uint8),
+            np.zeros((2, 8), np.int32))
     assert "vpdpbusd" in product.inspect_asm(product.signatures[0])

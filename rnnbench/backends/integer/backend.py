@@ -52,7 +52,7 @@ class IntegerPrepared(Prepared):
             CELL_CODES[q.cell], x, 2.0**q.frac_x,
             inp.weight_t, inp.bias, inp.multiplier, inp.shift,
             rec.weight, rec.bias, rec.multiplier, rec.shift, q.frac_pre, q.frac_h, q.frac_c,
-            np.empty(max(rec.weight.shape[0], len(self.offset)), q.accumulator),
+            np.empty((x.shape[1], max(rec.weight.shape[0], len(self.offset))), q.accumulator),
             np.empty(rec.weight.shape[0], q.elementwise), self.w_padded, self.offset,
         )
 

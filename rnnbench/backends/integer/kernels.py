@@ -2,9 +2,10 @@
 
 They compute exactly what :mod:`rnnbench.backends.integer.reference` computes (tests
 prove the outputs bit-identical), written as flat loops over contiguous integer arrays
-so LLVM vectorises them: the recurrent product as one dot product per row (int8 runs on
-AVX-512 VNNI's ``vpdpbusd`` where the CPU has it, see :mod:`.vnni`; otherwise LLVM makes
-``vpmaddwd``/``vpdpwssd`` of it), the input product (short rows) as a sum of the rows of
+so LLVM vectorises them: the recurrent product as one dot product per row and sequence,
+each row (block of rows) serving every sequence of the batch before the next is loaded
+(int8 runs on AVX-512 VNNI's ``vpdpbusd`` where the CPU has it, see :mod:`.vnni`; otherwise
+LLVM makes ``vpmaddwd``/``vpdpwssd`` of it), the input product (short rows) as a sum of the rows of
 the transposed weights, the rescaling and the elementwise updates as loops over the
 hidden units.
 
@@ -103,14 +104,19 @@ def _quantize_inputs(x, scale, qmax, xq):
 
 
 @njit(cache=True)
-def _matvec_by_rows(weight, v, acc):
-    """``acc = W v`` as one dot product per row of ``W`` [rows, K]: best for long rows (``W_hh``)."""
+def _matvec_by_rows(weight, h, acc):
+    """``acc[b] = W h[b]`` for each row ``h[b]`` of ``h`` [B, K], as one dot product per row of
+    ``W`` [rows, K] and sequence: best for long rows (``W_hh``). A row of ``W`` serves every
+    sequence before the next row is read, so at B > 1 it comes from L1, not memory."""
     rows, k_len = weight.shape
     for r in range(rows):
-        s = 0
-        for k in range(k_len):
-            s += weight[r, k] * v[k]
-        acc[r] = s  # int32 or int64: the accumulator's width, no overflow by construction
+        w = weight[r]
+        for b in range(h.shape[0]):
+            v = h[b]
+            s = 0
+            for k in range(k_len):
+                s += w[k] * v[k]
+            acc[b, r] = s  # int32 or int64: the accumulator's width, no overflow by construction
 
 
 @njit(cache=True)
@@ -126,20 +132,23 @@ def _matvec_by_columns(weight_t, v, acc):
 
 
 def _recurrent_product(w_hh, w_padded, offset, h, u, acc):
-    """``acc = W_hh h``: on ``vpdpbusd`` for int8 where the CPU has it (``w_padded``,
-    ``offset`` from :func:`~rnnbench.backends.integer.vnni.pad_for_vnni`, ``u`` scratch of
-    its row length), otherwise one dot product per row."""
+    """``acc[b] = W_hh h[b]`` for the states ``h`` [B, H]: on ``vpdpbusd`` for int8 where the
+    CPU has it (``w_padded``, ``offset`` from :func:`~rnnbench.backends.integer.vnni.pad_for_vnni`,
+    ``u`` [B, its row length] scratch), otherwise one dot product per row and sequence."""
 
 
 @overload(_recurrent_product, jit_options={"cache": True})
 def _recurrent_product_impl(w_hh, w_padded, offset, h, u, acc):
     if HAS_VNNI and w_hh.dtype == types.int8:
         def vnni(w_hh, w_padded, offset, h, u, acc):
-            for k in range(h.shape[0]):
-                u[k] = np.uint8(np.int32(h[k]) + 128)
+            batch, hidden = h.shape
+            for b in range(batch):
+                for k in range(hidden):
+                    u[b, k] = np.uint8(np.int32(h[b, k]) + 128)
             dot_rows_u8s8(w_padded, u, acc)
-            for r in range(w_hh.shape[0]):
-                acc[r] -= offset[r]
+            for b in range(batch):
+                for r in range(w_hh.shape[0]):
+                    acc[b, r] -= offset[r]
         return vnni
 
     def by_rows(w_hh, w_padded, offset, h, u, acc):
@@ -215,8 +224,8 @@ def run_sequences(cell, x, x_scale, w_ih_t, b_ih, m_ih, shift_ih, w_hh, b_hh, m_
     """Run float inputs ``x`` [T, B, I], quantized with ``x_scale = 2**frac_x``, from a zero state.
 
     Returns ``(outputs [T, B, H]`` at ``frac_h`` fractional bits, ``values saturated)``.
-    ``acc`` and ``gh`` are scratch of the accumulator's type (int32 or int64) and of the
-    elementwise type (int16 or int32, also that of the cell state), one entry per row
+    ``acc`` [B, R] and ``gh`` [R] are scratch of the accumulator's type (int32 or int64) and
+    of the elementwise type (int16 or int32, also that of the cell state), one entry per row
     (``acc`` one per row of ``w_padded`` if that has more); ``w_padded`` and ``offset`` are
     ``W_hh`` laid out for ``vpdpbusd`` (used for int8 where the CPU has it).
     """
@@ -225,7 +234,7 @@ def run_sequences(cell, x, x_scale, w_ih_t, b_ih, m_ih, shift_ih, w_hh, b_hh, m_
     qmax = (1 << (w_hh.itemsize * 8 - 1)) - 1
     bound = (1 << (gh.itemsize * 8 - 1)) - 1
     xq = np.empty(inputs, w_ih_t.dtype)
-    u = np.empty(w_padded.shape[1], np.uint8)
+    u = np.empty((batch, w_padded.shape[1]), np.uint8)
     gi = np.empty((seq_len, batch, rows), gh.dtype)
     h = np.zeros((batch, hidden), w_hh.dtype)
     c = np.zeros((batch, hidden), gh.dtype)
@@ -234,12 +243,12 @@ def run_sequences(cell, x, x_scale, w_ih_t, b_ih, m_ih, shift_ih, w_hh, b_hh, m_
     for t in range(seq_len):  # the input projection for every step, ahead of the recurrence
         for b in range(batch):
             saturated += _quantize_inputs(x[t, b], x_scale, qmax, xq)
-            _matvec_by_columns(w_ih_t, xq, acc)
-            saturated += _rescale(acc, b_ih, m_ih, shift_ih, gi[t, b], bound)
+            _matvec_by_columns(w_ih_t, xq, acc[0])
+            saturated += _rescale(acc[0], b_ih, m_ih, shift_ih, gi[t, b], bound)
     for t in range(seq_len):
+        _recurrent_product(w_hh, w_padded, offset, h, u, acc)
         for b in range(batch):
-            _recurrent_product(w_hh, w_padded, offset, h[b], u, acc)
-            saturated += _rescale(acc, b_hh, m_hh, shift_hh, gh, bound)
+            saturated += _rescale(acc[b], b_hh, m_hh, shift_hh, gh, bound)
             if cell == GRU:
                 _gru_units(gi[t, b], gh, h[b], hidden, frac_pre, frac_h, qmax)
             elif cell == LSTM:

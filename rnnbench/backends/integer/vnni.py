@@ -42,11 +42,13 @@ def pad_for_vnni(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @intrinsic
 def dot_rows_u8s8(typingctx, weight, u, acc):
-    """``acc[r] = sum_k u[k] * weight[r, k]`` (int32) for ``weight`` [R, K] int8 C-contiguous,
-    ``u`` [K] uint8, with ``R`` a multiple of 4 and ``K`` of 64 (see :func:`pad_for_vnni`)."""
+    """``acc[b, r] = sum_k u[b, k] * weight[r, k]`` (int32) for ``weight`` [R, K] int8, ``u``
+    [B, K] uint8 and ``acc`` [B, R] int32, all C-contiguous, with ``R`` a multiple of 4 and
+    ``K`` of 64 (see :func:`pad_for_vnni`). A block of four rows serves every ``b`` before
+    the next is loaded, so at ``B`` > 1 the weights are read from L1 rather than memory."""
     if not (isinstance(weight, types.Array) and weight.dtype == types.int8 and weight.ndim == 2
-            and isinstance(u, types.Array) and u.dtype == types.uint8
-            and isinstance(acc, types.Array) and acc.dtype == types.int32):
+            and isinstance(u, types.Array) and u.dtype == types.uint8 and u.ndim == 2
+            and isinstance(acc, types.Array) and acc.dtype == types.int32 and acc.ndim == 2):
         return None
 
     def codegen(context, builder, signature, args):
@@ -54,6 +56,8 @@ def dot_rows_u8s8(typingctx, weight, u, acc):
         u_arr = context.make_array(signature.args[1])(context, builder, args[1])
         acc_arr = context.make_array(signature.args[2])(context, builder, args[2])
         rows, k_len = cgutils.unpack_tuple(builder, w_arr.shape, 2)
+        batch, u_len = cgutils.unpack_tuple(builder, u_arr.shape, 2)
+        acc_len = cgutils.unpack_tuple(builder, acc_arr.shape, 2)[1]
         i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
         vec = ir.VectorType(i32, 16)
         dpbusd = cgutils.get_or_insert_function(
@@ -65,23 +69,26 @@ def dot_rows_u8s8(typingctx, weight, u, acc):
         sums = [cgutils.alloca_once(builder, vec) for _ in range(ROW_BLOCK)]
         step = ir.Constant(rows.type, ROW_BLOCK)
         with cgutils.for_range_slice(builder, ir.Constant(rows.type, 0), rows, step) as (row, _):
-            row_ptrs = []
-            for i, s in enumerate(sums):
-                builder.store(ir.Constant(vec, None), s)
-                r = builder.add(row, ir.Constant(rows.type, i))
-                row_ptrs.append(builder.gep(w_data, [builder.mul(r, k_len)]))
-            with cgutils.for_range_slice(builder, ir.Constant(k_len.type, 0), k_len,
-                                         ir.Constant(k_len.type, LANES_BYTES)) as (k, _):
-                uv = builder.load(builder.bitcast(builder.gep(u_data, [k]), vec.as_pointer()),
-                                  align=1)
-                for s, row_ptr in zip(sums, row_ptrs, strict=True):
-                    wv = builder.load(builder.bitcast(builder.gep(row_ptr, [k]), vec.as_pointer()),
+            row_ptrs = [builder.gep(w_data, [builder.mul(builder.add(row, ir.Constant(rows.type, i)),
+                                                         k_len)]) for i in range(ROW_BLOCK)]
+            with cgutils.for_range(builder, batch) as loop:
+                b = loop.index
+                u_row = builder.gep(u_data, [builder.mul(b, u_len)])
+                for s in sums:
+                    builder.store(ir.Constant(vec, None), s)
+                with cgutils.for_range_slice(builder, ir.Constant(k_len.type, 0), k_len,
+                                             ir.Constant(k_len.type, LANES_BYTES)) as (k, _):
+                    uv = builder.load(builder.bitcast(builder.gep(u_row, [k]), vec.as_pointer()),
                                       align=1)
-                    builder.store(builder.call(dpbusd, [builder.load(s), uv, wv]), s)
-            for i, s in enumerate(sums):
-                total = builder.call(reduce_add, [builder.load(s)])
-                r = builder.add(row, ir.Constant(rows.type, i))
-                builder.store(total, builder.gep(acc_arr.data, [r]))
+                    for s, row_ptr in zip(sums, row_ptrs, strict=True):
+                        wv = builder.load(builder.bitcast(builder.gep(row_ptr, [k]),
+                                                          vec.as_pointer()), align=1)
+                        builder.store(builder.call(dpbusd, [builder.load(s), uv, wv]), s)
+                acc_row = builder.add(builder.mul(b, acc_len), row)
+                for i, s in enumerate(sums):
+                    total = builder.call(reduce_add, [builder.load(s)])
+                    r = builder.add(acc_row, ir.Constant(rows.type, i))
+                    builder.store(total, builder.gep(acc_arr.data, [r]))
         return context.get_dummy_value()
 
     return types.void(weight, u, acc), codegen
