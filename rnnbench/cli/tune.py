@@ -83,14 +83,20 @@ def parse_setting(item: str, base: TrainConfig, valid_cells: list[str]) -> tuple
     cell = cell.strip()
     if not sep:
         raise InputError(f"--setting {item!r}: expected CELL=LR or lstm=LR:FORGET_BIAS")
-    parse_names(cell, valid_cells, "cells")
+    if cell not in valid_cells:
+        raise InputError(f"--setting {item!r}: {cell!r} is not one of --cells ({', '.join(valid_cells)})")
     lr, colon, bias = value.partition(":")
     if colon and cell != "lstm":
         raise InputError(f"--setting {item!r}: only the LSTM has a forget-gate bias")
-    config = replace(base, lr=parse_floats(lr, f"--setting {cell}")[0])
-    if colon:
-        config = replace(config, lstm_forget_bias=parse_floats(bias, f"--setting {cell}", positive=False)[0])
-    return cell, config
+
+    def one(text: str, positive: bool) -> float:
+        numbers = parse_floats(text, f"--setting {cell}", positive)
+        if len(numbers) != 1:
+            raise InputError(f"--setting {item!r}: one value each (the grid is --lrs, --forget-biases)")
+        return numbers[0]
+
+    config = replace(base, lr=one(lr, True))
+    return cell, replace(config, lstm_forget_bias=one(bias, False)) if colon else config
 
 
 def plan_tune(cells_: str, seq_len: int, hidden: int, steps: int, batch_size: int, curve_every: int,
