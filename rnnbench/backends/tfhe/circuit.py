@@ -86,7 +86,7 @@ def _inputset(qc: TfheCell, batch: int, trajectory: Sequence[tuple[np.ndarray, .
     The intervals of :mod:`.scheme` are exact for the projections; Concrete measures the
     bounds on this set, and the hints carry the computed widths where a sample cannot reach them.
     """
-    h_count = 2 if qc.lstm else 1
+    h_count = scheme.STATE_INPUTS
     rows = []
     for proj_ih, proj_hh in [(qc.input_proj, qc.recurrent_proj)]:
         for r in range(proj_ih.weight.shape[0]):
@@ -107,29 +107,19 @@ def _inputset(qc: TfheCell, batch: int, trajectory: Sequence[tuple[np.ndarray, .
 
 def compile_step(qc: TfheCell, batch: int, params: dict[str, Any], simulate: bool,
                  trajectory: Sequence[tuple[np.ndarray, ...]] = ()) -> fhe.Module:
-    """The composable module: ``step(x, h[, c]) -> h[, c]`` with the state outputs wired to its inputs."""
+    """The composable module: ``step(x, h, s) -> (h, s)`` with the state outputs wired to its inputs."""
     engine = ConcreteEngine()
-    if qc.lstm:
-        @fhe.module()
-        class LstmStep:
-            @fhe.function({"x": "encrypted", "h": "encrypted", "c": "encrypted"})
-            def step(x, h, c):
-                return scheme.step(scheme.make_ops(qc, engine), qc, x, (h, c))
 
-            composition = fhe.Wired({fhe.Wire(fhe.Output(step, 0), fhe.Input(step, 1)),
-                                     fhe.Wire(fhe.Output(step, 1), fhe.Input(step, 2))})
+    @fhe.module()
+    class Step:
+        @fhe.function({"x": "encrypted", "h": "encrypted", "s": "encrypted"})
+        def step(x, h, s):
+            return scheme.step(scheme.make_ops(qc, engine), qc, x, (h, s))
 
-        module = LstmStep
-    else:
-        @fhe.module()
-        class Step:
-            @fhe.function({"x": "encrypted", "h": "encrypted"})
-            def step(x, h):
-                return scheme.step(scheme.make_ops(qc, engine), qc, x, (h,))[0]
+        composition = fhe.Wired({fhe.Wire(fhe.Output(step, 0), fhe.Input(step, 1)),
+                                 fhe.Wire(fhe.Output(step, 1), fhe.Input(step, 2))})
 
-            composition = fhe.Wired({fhe.Wire(fhe.Output(step, 0), fhe.Input(step, 1))})
-
-        module = Step
+    module = Step
     return module.compile({"step": _inputset(qc, batch, trajectory)}, configuration(params, simulate))
 
 
@@ -141,7 +131,7 @@ def compile_unrolled(qc: TfheCell, batch: int, seq_len: int, params: dict[str, A
     @fhe.compiler({"x": "encrypted"})
     def unrolled(x):
         ops = scheme.make_ops(qc, engine)
-        state = tuple(fhe.zeros((batch, qc.hidden_size)) for _ in range(2 if qc.lstm else 1))
+        state = tuple(fhe.zeros((batch, qc.hidden_size)) for _ in range(scheme.STATE_INPUTS))
         outs = []
         for t in range(seq_len):
             state = scheme.step(ops, qc, x[t], state)
@@ -199,14 +189,13 @@ class StepRunner:
     def _composed(self, xq: np.ndarray) -> np.ndarray:
         step = self.compiled.step
         seq_len, batch, _ = xq.shape
-        n_state = 2 if self.qc.lstm else 1
+        n_state = scheme.STATE_INPUTS
         zeros = np.zeros((batch, self.qc.hidden_size), np.int64)
         out = np.empty((seq_len, batch, self.qc.hidden_size), np.int64)
         if self.simulate:
             state: tuple = (zeros,) * n_state
             for t in range(seq_len):
-                result = step.simulate(xq[t], *state)
-                state = result if isinstance(result, tuple) else (result,)
+                state = step.simulate(xq[t], *state)
                 out[t] = state[0]
             return out
         clock = time.perf_counter()
@@ -215,11 +204,9 @@ class StepRunner:
         for t in range(seq_len):
             x_enc = step.encrypt(xq[t], *([None] * n_state))[0]
             clock = self._tick("encrypt", clock)
-            result = step.run(x_enc, *state)
+            state = step.run(x_enc, *state)
             clock = self._tick("eval", clock)
-            state = result if isinstance(result, tuple) else (result,)
-            decrypted = step.decrypt(state[0])
-            out[t] = decrypted[0] if isinstance(decrypted, tuple) else decrypted
+            out[t] = step.decrypt(state[0])
             clock = self._tick("decrypt", clock)
         return out
 

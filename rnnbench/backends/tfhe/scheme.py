@@ -54,6 +54,8 @@ MAX_LOOKUP_BITS = 16
 # operands fit this many bits; wider, Concrete's multiplication (two PBS one bit wider) is cheaper.
 PACKED_PRODUCT_MAX_BITS = 8
 FORMS = ("literal", "packed")
+# The step's encrypted state inputs: (h, c) for LSTM, (h for the matrix product, h elementwise) otherwise.
+STATE_INPUTS = 2
 STEPS = {"gru": equations.gru_step, "lstm": equations.lstm_step, "reluadd": equations.reluadd_step}
 
 
@@ -234,19 +236,28 @@ class TfheOps(equations.NonlinearityOps):
         counter[bits] += 1
         elements[bits] += int(np.prod(q.shape))
 
-    def lookup(self, v: QValue, real: Callable[[np.ndarray], np.ndarray], frac: int) -> QValue:
+    def lookup(self, v: QValue, real: Callable[[np.ndarray], np.ndarray], frac: int,
+               copies: int = 1) -> QValue | list[QValue]:
         """``real`` (a function of the real input, vectorised, giving integers at ``frac``) as one lookup.
 
         The input is first rounded to ``act_bits + LUT_EXTRA_BITS`` bits if it is wider.
+        ``copies > 1`` applies the table that many times to the one rounded input and returns
+        the list: separate ciphertexts that Concrete may give different widths.
         """
         k = max(v.bits - (self.act_bits + LUT_EXTRA_BITS), 0)
         start, stop = int(round_low_bits(v.lo, k)), int(round_low_bits(v.hi, k))
-        q = self.engine.hint(self.engine.round(v.q, k), start, stop) if k else v.q
+        # The rounded value is hinted no narrower than its input: Concrete takes a rounding whose
+        # width differs from its input's for one that overflows, and would keep a bit too many
+        # (scaling the lookup's table by two) where rounding narrows the range instead.
+        q = self.engine.hint(self.engine.round(v.q, k), min(start, v.lo), max(stop, v.hi)) if k else v.q
         inputs = np.arange(start, stop + 1, 1 << k, dtype=np.int64)
         values = np.asarray(real(inputs * 2.0**-v.frac), np.int64)
-        self._count(self.lookups, self.lookup_elements, signed_bits(start >> k, stop >> k), v.q)
-        out = self.engine.lookup(q, _table_of(values, start, 1 << k))
-        return self.made(out, frac, int(values.min()), int(values.max()))
+        table = _table_of(values, start, 1 << k)
+        outs = []
+        for _ in range(copies):
+            self._count(self.lookups, self.lookup_elements, signed_bits(start >> k, stop >> k), v.q)
+            outs.append(self.made(self.engine.lookup(q, table), frac, int(values.min()), int(values.max())))
+        return outs if copies > 1 else outs[0]
 
     def _grid(self, frac: int, lo: int, hi: int) -> Callable[[np.ndarray], np.ndarray]:
         """Real values to integers at ``frac``, rounded half up, saturated to ``[lo, hi]``."""
@@ -265,11 +276,14 @@ class TfheOps(equations.NonlinearityOps):
         frac = v.frac - k
         return self.lookup(v, lambda x: np.maximum(np.rint(x * 2.0**frac), 0), frac)
 
-    def store(self, v: QValue, frac: int, bound: int) -> QValue:
-        """``v`` at ``frac`` fractional bits, saturated to ``[-bound, bound]``: a lookup unless a no-op."""
-        if v.frac == frac and -bound <= v.lo and v.hi <= bound:
+    def store(self, v: QValue, frac: int, bound: int, copies: int = 1) -> QValue | list[QValue]:
+        """``v`` at ``frac`` fractional bits, saturated to ``[-bound, bound]``: a lookup unless a no-op.
+
+        ``copies > 1``: that many lookups of one rounded input (see :meth:`lookup`), never a no-op.
+        """
+        if copies == 1 and v.frac == frac and -bound <= v.lo and v.hi <= bound:
             return v
-        return self.lookup(v, self._grid(frac, -bound, bound), frac)
+        return self.lookup(v, self._grid(frac, -bound, bound), frac, copies)
 
     def narrow(self, v: QValue) -> QValue:
         """``v`` at ``act_bits`` (a rescaling lookup) if it is wider than an operand of a product may be."""
@@ -286,8 +300,20 @@ class TfheOps(equations.NonlinearityOps):
         if self.form == "packed" and a.bits + b.bits <= PACKED_PRODUCT_MAX_BITS:
             self._count(self.lookups, self.lookup_elements, a.bits + b.bits, a.q)
             return self.made(self.engine.lookup2(a.q, b.q, lambda x, y: x * y), frac, lo, hi)
+        a, b = self._signed_operand(a, b), self._signed_operand(b, a)
         self._count(self.products, self.product_elements, max(a.bits, b.bits), a.q)
         return self.made(self.engine.multiply(a.q, b.q), frac, lo, hi, product=True)
+
+    def _signed_operand(self, v: QValue, other: QValue) -> QValue:
+        """``v`` given a sign bit if it is unsigned, ``other`` signed and ``v`` at least as wide.
+
+        Concrete multiplies an unsigned by a signed encrypted value by reading the unsigned one
+        as signed at the common width, which wraps its upper half (``4 * -3`` at 3 bits gives
+        ``-4 * -3``); hinting ``v`` down to -1 makes Concrete size it with a sign bit.
+        """
+        if v.lo >= 0 and other.lo < 0 and v.bits >= other.bits:
+            return self.made(v.q, v.frac, -1, v.hi, v.product)
+        return v
 
     # -- the packed form's override points -------------------------------------------------
     def _packed_inh(self, v: QValue, s: QValue) -> QValue:
@@ -427,11 +453,15 @@ def _project(ops: TfheOps, v: QValue, p: Projection, gates: int) -> list[QValue]
     return parts
 
 
-def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any, ...]:
-    """One time step on integers ``x`` [B, I] and the state ``(h,)`` or ``(h, c)`` [B, H].
+def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any, Any]:
+    """One time step on integers ``x`` [B, I] and the state ``(h, s)`` [B, H] each.
 
-    Runs the cell's own equations on :class:`QValue` and stores the new state at its
-    scale and width; returns the new state's integers.
+    ``s`` is LSTM's ``c``; for GRU and reluadd it is ``h`` again. A ciphertext that enters the
+    matrix product is encoded as wide as the product's accumulators (Concrete's ``matmul``
+    keeps its input's width), so a step that also uses ``h`` elementwise (GRU's ``z * h``,
+    reluadd's ``inh(h, s_z)``) takes a second, narrow copy of it for that, and returns both
+    (two lookups of the one rounded new state). Runs the cell's own equations on
+    :class:`QValue`; returns the new state's integers.
     """
     gates = GATES[qc.cell]
     xv = ops.value(x, qc.frac_x, qc.qmax)
@@ -442,8 +472,9 @@ def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any,
         c = ops.value(state[1], qc.frac_c, qc.qmax)
         h_new, c_new = STEPS[qc.cell](ops, tuple(gi), tuple(gh), (h, c))
         return ops.store(h_new, qc.frac_h, qc.qmax).q, ops.store(c_new, qc.frac_c, qc.qmax).q
-    h_new = STEPS[qc.cell](ops, tuple(gi), tuple(gh), h)
-    return (ops.store(h_new, qc.frac_h, qc.qmax).q,)
+    h_new = STEPS[qc.cell](ops, tuple(gi), tuple(gh), ops.value(state[1], qc.frac_h, qc.qmax))
+    wide, narrow = ops.store(h_new, qc.frac_h, qc.qmax, copies=2)
+    return wide.q, narrow.q
 
 
 def make_ops(qc: TfheCell, engine: Engine) -> TfheOps:
@@ -454,7 +485,7 @@ def analyse(qc: TfheCell, batch: int = 1) -> TfheOps:
     """Trace one step on zeros: the ops' counters hold the lookups, products and widths of a step."""
     ops = make_ops(qc, NumpyEngine())
     zeros = np.zeros((batch, qc.hidden_size), np.int64)
-    step(ops, qc, np.zeros((batch, qc.input_size), np.int64), (zeros, zeros)[: 2 if qc.lstm else 1])
+    step(ops, qc, np.zeros((batch, qc.input_size), np.int64), (zeros, zeros))
     return ops
 
 
@@ -470,7 +501,7 @@ def run_reference(qc: TfheCell, x: np.ndarray) -> np.ndarray:
     """The cleartext integer reference: hidden states [T, B, H] as integers at ``frac_h``."""
     xq = quantize_inputs(x, qc)
     seq_len, batch, _ = xq.shape
-    state = tuple(np.zeros((batch, qc.hidden_size), np.int64) for _ in range(2 if qc.lstm else 1))
+    state = (np.zeros((batch, qc.hidden_size), np.int64),) * STATE_INPUTS
     out = np.empty((seq_len, batch, qc.hidden_size), np.int64)
     ops = make_ops(qc, NumpyEngine())
     for t in range(seq_len):
