@@ -109,6 +109,36 @@ def test_composed_steps_equal_unrolled_steps() -> None:
     np.testing.assert_array_equal(np.array(composed["out"]), np.array(unrolled["out"]))
 
 
+_PBS = """
+import json
+import numpy as np
+from rnnbench.backends.tfhe import circuit, scheme, validate
+from rnnbench.cells import Weights, make_cell
+counts = {}
+for cell in ("gru", "lstm", "reluadd"):
+    for form in scheme.FORMS:
+        m = make_cell(cell, 5, 2, seed=1)
+        x = 2 * np.random.default_rng(1).standard_normal((2, 1, 5)).astype(np.float32)
+        qc = scheme.quantize(Weights.from_module(m), x, 4, 3, form)
+        compiled = circuit.compile_step(qc, 1, validate({"simulate": True}), True)
+        counts[cell + "/" + form] = [compiled.step.statistics["programmable_bootstrap_count"],
+                                     scheme.analyse(qc).pbs_count()]
+print(json.dumps(counts))
+"""
+
+
+@needs_env
+def test_pbs_counts_match_concretes_statistics() -> None:
+    """The PBS the scheme predicts from its trace (roundings, fused and constant tables included)."""
+    done = subprocess.run([str(TFHE_PYTHON), "-W", "ignore", "-c", _PBS], capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(tfhe.REPO_ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = json.loads(done.stdout.splitlines()[-1])
+    assert len(counts) == 6
+    for name, (concrete, predicted) in counts.items():
+        assert predicted == concrete, name
+
+
 def test_packed_form_changes_reluadd_lookups_but_not_the_equations() -> None:
     m = make_cell("reluadd", 3, 2, seed=0)
     x = np.random.default_rng(0).standard_normal((2, 1, 3)).astype(np.float32)

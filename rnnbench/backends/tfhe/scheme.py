@@ -120,6 +120,7 @@ class QValue:
     hi: int
     ops: TfheOps
     product: bool = False  # the result of a product of two encrypted values
+    node: int = -1  # its group in ops.widths (Concrete's bit-width assignment)
 
     @property
     def bits(self) -> int:
@@ -131,11 +132,12 @@ class QValue:
         if d == 0:
             return self
         m = 1 << d
-        return self.ops.made(self.q * m, frac, self.lo * m, self.hi * m, self.product)
+        return self.ops.made(self.q * m, frac, self.lo * m, self.hi * m, self.product,
+                             joins=(self.node, self.ops.constant(m)), uses=(self.node,))
 
     def _const(self, c: int) -> QValue:
         v = int(c) << max(self.frac, 0)
-        return QValue(v, self.frac, v, v, self.ops)
+        return QValue(v, self.frac, v, v, self.ops, node=self.ops.constant(v))
 
     def _combine(self, other: QValue | int, sign: int) -> QValue:
         a = self if isinstance(other, QValue) or self.frac >= 0 else self._at(0)
@@ -152,7 +154,8 @@ class QValue:
             q, lo, hi = a.q + b.q, a.lo + b.lo, a.hi + b.hi
         else:
             q, lo, hi = a.q - b.q, a.lo - b.hi, a.hi - b.lo
-        return self.ops.made(q, frac, lo, hi, a.product or b.product)
+        return self.ops.made(q, frac, lo, hi, a.product or b.product, joins=(a.node, b.node),
+                             uses=(a.node, b.node))
 
     def __add__(self, other: QValue | int) -> QValue:
         return self._combine(other, 1)
@@ -166,10 +169,58 @@ class QValue:
         return (-self)._combine(other, 1)
 
     def __neg__(self) -> QValue:
-        return self.ops.made(-self.q, self.frac, -self.hi, -self.lo, self.product)
+        return self.ops.made(-self.q, self.frac, -self.hi, -self.lo, self.product, joins=(self.node,),
+                             uses=(self.node,))
 
     def __mul__(self, other: QValue) -> QValue:
         return self.ops.product(self, other)
+
+
+class Widths:
+    """Concrete's bit-width assignment, reproduced: values tied by an operation share one width.
+
+    Concrete (``AssignBitWidths``) ties the operands and result of additions, negations,
+    clear multiplications, matrix products with clear weights, slices and roundings; the two
+    operands of an encrypted product (each with a bit to spare); and a composed circuit's
+    wired outputs to their inputs. A lookup's or a product's result starts a group of its
+    own. Each group gets the widest width a member needs (the smallest assignment).
+    """
+
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+        self.need: list[int] = []
+
+    def new(self, bits: int) -> int:
+        self.parent.append(len(self.parent))
+        self.need.append(bits)
+        return len(self.parent) - 1
+
+    def find(self, n: int) -> int:
+        while self.parent[n] != n:
+            self.parent[n] = self.parent[self.parent[n]]
+            n = self.parent[n]
+        return n
+
+    def join(self, *nodes: int) -> None:
+        roots = {self.find(n) for n in nodes if n >= 0}
+        if len(roots) > 1:
+            root, *rest = roots
+            for r in rest:
+                self.parent[r] = root
+                self.need[root] = max(self.need[root], self.need[r])
+
+    def require(self, n: int, bits: int) -> None:
+        r = self.find(n)
+        self.need[r] = max(self.need[r], bits)
+
+    def width(self, n: int) -> int:
+        return self.need[self.find(n)]
+
+
+def constant_bits(c: Any) -> int:
+    """Bits of a clear constant (scalar or array) as Concrete types it."""
+    c = np.asarray(c)
+    return signed_bits(min(int(c.min()), 0), max(int(c.max()), 0))
 
 
 def _table_of(values: np.ndarray, start: int, step: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -195,19 +246,24 @@ _REAL = {"sigmoid": _sigmoid, "tanh": math.tanh}
 class TfheOps(equations.NonlinearityOps):
     """The ``ops`` namespace of :mod:`rnnbench.cells.equations` for :class:`QValue`.
 
-    Counts what it builds: lookups by input bit width (one PBS per element each) and
-    products of two encrypted values by operand width (Concrete's multiplication: two PBS
-    per element, one bit wider than the wider operand).
+    Records what it builds (``events``: lookups, roundings, products, two-input lookups, with
+    the groups of their inputs in ``widths``), so the PBS of the compiled circuit and their
+    widths are known from the trace alone (:meth:`pbs_count`, :meth:`lookup_histogram`):
+    a lookup is one PBS per element; Concrete's exact rounding one PBS per element and
+    removed bit (of the input's assigned width); an encrypted product two PBS per element;
+    a two-input lookup three (each input cast, then the packed lookup).
     """
 
     engine: Engine
     act_bits: int
     form: str
     frac_pre: int = 0  # scale a wide pre-activation is narrowed to before a product
-    lookups: Counter = field(default_factory=Counter)  # input bits -> lookups (tensor ops)
-    lookup_elements: Counter = field(default_factory=Counter)  # input bits -> PBS
-    products: Counter = field(default_factory=Counter)  # encrypted products, by operand bits
-    product_elements: Counter = field(default_factory=Counter)
+    widths: Widths = field(default_factory=Widths)
+    events: list = field(default_factory=list)  # (kind, input node, elements, bits)
+    rounded: dict = field(default_factory=dict)  # (node, bits removed) -> (rounded value, bits kept)
+    reads: dict = field(default_factory=dict)  # node -> the nodes it is computed from
+    outputs: list = field(default_factory=list)  # the circuit's output nodes
+    lookup_outputs: set = field(default_factory=set)  # nodes made by a table lookup
     max_value_bits: int = 0
 
     def __post_init__(self) -> None:
@@ -223,18 +279,34 @@ class TfheOps(equations.NonlinearityOps):
     def gate_frac(self) -> int:
         return self.act_bits - 1
 
-    def made(self, q: Any, frac: int, lo: int, hi: int, product: bool = False) -> QValue:
-        self.max_value_bits = max(self.max_value_bits, signed_bits(lo, hi))
-        return QValue(self.engine.hint(q, lo, hi), frac, int(lo), int(hi), self, product)
+    def made(self, q: Any, frac: int, lo: int, hi: int, product: bool = False,
+             joins: Sequence[int] = (), uses: Sequence[int] = ()) -> QValue:
+        """A new value with exact interval ``[lo, hi]``: shares its width with ``joins``, reads ``uses``."""
+        bits = signed_bits(lo, hi)
+        self.max_value_bits = max(self.max_value_bits, bits)
+        node = self.widths.new(bits)
+        self.widths.join(node, *joins)
+        self.reads[node] = tuple(uses)
+        return QValue(self.engine.hint(q, lo, hi), frac, int(lo), int(hi), self, product, node)
 
     def value(self, q: Any, frac: int, bound: int) -> QValue:
         """An input of the circuit in ``[-bound, bound]``."""
-        return QValue(q, frac, -bound, bound, self)
+        return QValue(q, frac, -bound, bound, self, node=self.widths.new(signed_bits(-bound, bound)))
+
+    def constant(self, c: Any) -> int:
+        """The group of a clear constant (Concrete gives it the width of what it is added to)."""
+        return self.widths.new(constant_bits(c))
+
+    def _record(self, kind: str, v: QValue, out: QValue, bits: int = 0) -> QValue:
+        """A PBS-costing operation on ``v`` (counted if its result ``out`` is used)."""
+        self.events.append((kind, v.node, int(np.prod(v.q.shape)), bits, out.node))
+        return out
+
+    def _looked_up(self, v: QValue) -> QValue:
+        self.lookup_outputs.add(v.node)
+        return v
 
     # -- table lookups -------------------------------------------------------------------
-    def _count(self, counter: Counter, elements: Counter, bits: int, q: Any) -> None:
-        counter[bits] += 1
-        elements[bits] += int(np.prod(q.shape))
 
     def lookup(self, v: QValue, real: Callable[[np.ndarray], np.ndarray], frac: int,
                copies: int = 1) -> QValue | list[QValue]:
@@ -249,14 +321,25 @@ class TfheOps(equations.NonlinearityOps):
         # The rounded value is hinted no narrower than its input: Concrete takes a rounding whose
         # width differs from its input's for one that overflows, and would keep a bit too many
         # (scaling the lookup's table by two) where rounding narrows the range instead.
-        q = self.engine.hint(self.engine.round(v.q, k), min(start, v.lo), max(stop, v.hi)) if k else v.q
+        lookup_in, kept = v, 0  # kept: the bits the lookup runs at after rounding (0: the input's width)
+        if k and (v.node, k) in self.rounded:  # Concrete merges equal roundings of one value
+            lookup_in, kept = self.rounded[v.node, k]
+        elif k:
+            lo, hi = min(start, v.lo), max(stop, v.hi)
+            lookup_in = self.made(self.engine.round(v.q, k), v.frac, lo, hi, joins=(v.node,), uses=(v.node,))
+            overflow = signed_bits(lo, hi) != v.bits  # Concrete then keeps one more bit
+            kept = v.bits - k + overflow
+            self.rounded[v.node, k] = lookup_in, kept
+            self._record("round", v, lookup_in, k)
         inputs = np.arange(start, stop + 1, 1 << k, dtype=np.int64)
         values = np.asarray(real(inputs * 2.0**-v.frac), np.int64)
         table = _table_of(values, start, 1 << k)
+        constant = values.min() == values.max()  # Concrete turns a constant table into a constant
         outs = []
         for _ in range(copies):
-            self._count(self.lookups, self.lookup_elements, signed_bits(start >> k, stop >> k), v.q)
-            outs.append(self.made(self.engine.lookup(q, table), frac, int(values.min()), int(values.max())))
+            out = self._looked_up(self.made(self.engine.lookup(lookup_in.q, table), frac, int(values.min()),
+                                            int(values.max()), uses=() if constant else (lookup_in.node,)))
+            outs.append(out if constant else self._record("lookup", lookup_in, out, kept))
         return outs if copies > 1 else outs[0]
 
     def _grid(self, frac: int, lo: int, hi: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -298,22 +381,34 @@ class TfheOps(equations.NonlinearityOps):
         corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
         frac, lo, hi = a.frac + b.frac, min(corners), max(corners)
         if self.form == "packed" and a.bits + b.bits <= PACKED_PRODUCT_MAX_BITS:
-            self._count(self.lookups, self.lookup_elements, a.bits + b.bits, a.q)
-            return self.made(self.engine.lookup2(a.q, b.q, lambda x, y: x * y), frac, lo, hi)
-        a, b = self._signed_operand(a, b), self._signed_operand(b, a)
-        self._count(self.products, self.product_elements, max(a.bits, b.bits), a.q)
-        return self.made(self.engine.multiply(a.q, b.q), frac, lo, hi, product=True)
+            return self._lookup2(a, b, lambda x, y: x * y, frac, lo, hi)
+        a_bits, b_bits = self._signed_operand(a, b), self._signed_operand(b, a)
+        self.widths.join(a.node, b.node)
+        self.widths.require(a.node, max(a_bits, b_bits) + 1)  # Concrete: one more bit than each operand
+        out = self.made(self.engine.multiply(a.q, b.q), frac, lo, hi, product=True, uses=(a.node, b.node))
+        return self._record("product", a, out)
 
-    def _signed_operand(self, v: QValue, other: QValue) -> QValue:
-        """``v`` given a sign bit if it is unsigned, ``other`` signed and ``v`` at least as wide.
+    def _lookup2(self, a: QValue, b: QValue, table: Callable, frac: int, lo: int, hi: int) -> QValue:
+        """One two-input lookup (``fhe.multivariate``): Concrete casts each input (a PBS), packs, looks up."""
+        out = self._looked_up(self.made(self.engine.lookup2(a.q, b.q, table), frac, lo, hi,
+                                        uses=(a.node, b.node)))
+        self._record("cast", a, out)
+        self._record("cast", b, out)
+        return self._record("lookup2", a, out, a.bits + b.bits)
+
+    def _signed_operand(self, v: QValue, other: QValue) -> int:
+        """``v``'s width as an operand: with a sign bit if it is unsigned, ``other`` signed and ``v`` as wide.
 
         Concrete multiplies an unsigned by a signed encrypted value by reading the unsigned one
         as signed at the common width, which wraps its upper half (``4 * -3`` at 3 bits gives
         ``-4 * -3``); hinting ``v`` down to -1 makes Concrete size it with a sign bit.
         """
         if v.lo >= 0 and other.lo < 0 and v.bits >= other.bits:
-            return self.made(v.q, v.frac, -1, v.hi, v.product)
-        return v
+            self.engine.hint(v.q, -1, v.hi)
+            bits = signed_bits(-1, v.hi)
+            self.widths.require(v.node, bits)
+            return bits
+        return v.bits
 
     # -- the packed form's override points -------------------------------------------------
     def _packed_inh(self, v: QValue, s: QValue) -> QValue:
@@ -333,8 +428,7 @@ class TfheOps(equations.NonlinearityOps):
         inputs = np.arange(v.lo, v.hi + 1, dtype=np.int64)
         cut = np.arange(a.lo, a.hi + 1, dtype=np.int64)
         values = table(inputs[:, None], cut[None, :])
-        self._count(self.lookups, self.lookup_elements, v.bits + a.bits, v.q)
-        return self.made(self.engine.lookup2(v.q, a.q, table), frac, int(values.min()), int(values.max()))
+        return self._lookup2(v, a, table, frac, int(values.min()), int(values.max()))
 
     def _packed_clip(self, u: QValue) -> QValue:
         """``clip(u)`` fused with storing the result at the state's scale: one lookup."""
@@ -342,16 +436,54 @@ class TfheOps(equations.NonlinearityOps):
         return self.lookup(u, lambda x: grid(np.clip(x, -1.0, 1.0)), self.gate_frac)
 
     # -- statistics ----------------------------------------------------------------------
+    def pbs_histogram(self) -> dict[str, Counter]:
+        """PBS per evaluation by kind and by the precision they run at (Concrete's assigned widths).
+
+        A lookup runs at its input's width (after rounding: the bits kept); a rounding costs one
+        PBS per removed bit (Concrete first shifts a value narrower than its group to the top,
+        so that is the bits asked for, also on overflow, where the group is one bit wider),
+        counted here at its input's width; a product runs two PBS at
+        its operands' width; a cast of a two-input lookup runs at its input's width, the packed
+        lookup at the two widths' sum. A lookup of a value that only it reads, made by another
+        lookup, costs nothing: Concrete fuses the two tables; a constant table costs nothing,
+        nor does anything the outputs do not depend on.
+        """
+        hist: dict[str, Counter] = {"lookup": Counter(), "round": Counter(), "product": Counter()}
+        live, todo = set(), list(self.outputs)
+        while todo:  # what the outputs are computed from (Concrete removes the rest)
+            n = todo.pop()
+            if n not in live:
+                live.add(n)
+                todo.extend(self.reads.get(n, ()))
+        uses = Counter(self.outputs)
+        for n in live:
+            uses.update(self.reads.get(n, ()))
+        for kind, node, elements, bits, out in self.events:
+            width = self.widths.width(node)
+            if out not in live:
+                continue
+            if kind in ("lookup", "cast") and node in self.lookup_outputs and uses[node] == 1:
+                continue  # Concrete fuses a lookup of a lookup's only use into that lookup
+            if kind == "lookup":
+                hist["lookup"][bits if bits else width] += elements
+            elif kind == "round":
+                hist["round"][width] += elements * bits
+            elif kind == "product":
+                hist["product"][width] += 2 * elements
+            elif kind == "cast":
+                hist["lookup"][width] += elements
+            else:  # lookup2
+                hist["lookup"][bits] += elements
+        return hist
+
     def pbs_count(self) -> int:
-        """PBS per evaluation: one per lookup element, two per element of Concrete's multiplication."""
-        return sum(self.lookup_elements.values()) + 2 * sum(self.product_elements.values())
+        """PBS per evaluation of the traced circuit, roundings included (Concrete's count)."""
+        return sum(sum(c.values()) for c in self.pbs_histogram().values())
 
     def lookup_histogram(self) -> dict[int, int]:
-        """PBS by bit width (products counted at one bit more than their wider operand)."""
-        hist: Counter = Counter(self.lookup_elements)
-        for bits, n in self.product_elements.items():
-            hist[bits + 1] += 2 * n
-        return dict(sorted(hist.items()))
+        """PBS of lookups and products by the bit width they run at (roundings left out)."""
+        hist = self.pbs_histogram()
+        return dict(sorted((hist["lookup"] + hist["product"]).items()))
 
 
 # -- quantization -------------------------------------------------------------------------
@@ -446,10 +578,11 @@ def quantize_inputs(x: np.ndarray, qc: TfheCell) -> np.ndarray:
 def _project(ops: TfheOps, v: QValue, p: Projection, gates: int) -> list[QValue]:
     acc = v.q @ p.weight.T + p.bias
     rows = p.weight.shape[0] // gates
+    joins = (v.node, ops.constant(p.weight), ops.constant(p.bias))  # a matmul keeps its input's width
     parts = []
     for g in range(gates):
         lo, hi = int(p.row_lo[g * rows:(g + 1) * rows].min()), int(p.row_hi[g * rows:(g + 1) * rows].max())
-        parts.append(ops.made(acc[:, g * rows:(g + 1) * rows], p.frac, lo, hi))
+        parts.append(ops.made(acc[:, g * rows:(g + 1) * rows], p.frac, lo, hi, joins=joins, uses=(v.node,)))
     return parts
 
 
@@ -469,12 +602,16 @@ def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any,
     gi = _project(ops, xv, qc.input_proj, gates)
     gh = _project(ops, h, qc.recurrent_proj, gates)
     if qc.lstm:
-        c = ops.value(state[1], qc.frac_c, qc.qmax)
-        h_new, c_new = STEPS[qc.cell](ops, tuple(gi), tuple(gh), (h, c))
-        return ops.store(h_new, qc.frac_h, qc.qmax).q, ops.store(c_new, qc.frac_c, qc.qmax).q
-    h_new = STEPS[qc.cell](ops, tuple(gi), tuple(gh), ops.value(state[1], qc.frac_h, qc.qmax))
-    wide, narrow = ops.store(h_new, qc.frac_h, qc.qmax, copies=2)
-    return wide.q, narrow.q
+        s = ops.value(state[1], qc.frac_c, qc.qmax)
+        h_new, c_new = STEPS[qc.cell](ops, tuple(gi), tuple(gh), (h, s))
+        out = ops.store(h_new, qc.frac_h, qc.qmax), ops.store(c_new, qc.frac_c, qc.qmax)
+    else:
+        s = ops.value(state[1], qc.frac_h, qc.qmax)
+        out = ops.store(STEPS[qc.cell](ops, tuple(gi), tuple(gh), s), qc.frac_h, qc.qmax, copies=2)
+    ops.widths.join(out[0].node, h.node)  # the composition wires each output to its input
+    ops.widths.join(out[1].node, s.node)
+    ops.outputs = [out[0].node, out[1].node]
+    return out[0].q, out[1].q
 
 
 def make_ops(qc: TfheCell, engine: Engine) -> TfheOps:
