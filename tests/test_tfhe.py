@@ -156,6 +156,16 @@ def test_missing_environment_gives_a_skipped_row(monkeypatch) -> None:
     assert "make tfhe-env" in row["error_message"]
 
 
+@needs_env
+def test_keys_over_the_limit_are_refused_before_key_generation() -> None:
+    """An error row with one line, from Concrete's key sizes after compiling, no keys generated."""
+    point = Point.make({"max_key_gb": 0.01}, cell="lstm", backend="tfhe", seq_len=1, hidden_size=2,
+                       input_size=2, batch_size=1)
+    (row,) = runner.run_point(point, runner.Settings(timeout=300))
+    assert row["status"] == "error"
+    assert "tfhe.max_key_gb" in row["error_message"] and "\n" not in row["error_message"]
+
+
 @pytest.mark.parametrize("params, message", [
     ({"security": 80}, "insecure"),
     ({"act_bits": 15}, "16 bits"),
