@@ -192,7 +192,7 @@ def test_interval_bounds_hold_on_the_reference() -> None:
             return q
 
     ops = scheme.make_ops(qc, Checking())
-    state = (np.zeros((8, 4), np.int64),) * scheme.STATE_INPUTS
+    state = (np.zeros((8, 4), np.int64),) * qc.state_inputs
     for t in range(4):
         state = scheme.step(ops, qc, scheme.quantize_inputs(x[t], qc), state)
     assert seen and all(lo <= a and b <= hi for a, b, lo, hi in seen)

@@ -86,7 +86,7 @@ def _inputset(qc: TfheCell, batch: int, trajectory: Sequence[tuple[np.ndarray, .
     The intervals of :mod:`.scheme` are exact for the projections; Concrete measures the
     bounds on this set, and the hints carry the computed widths where a sample cannot reach them.
     """
-    h_count = scheme.STATE_INPUTS
+    h_count = qc.state_inputs
     rows = []
     for proj_ih, proj_hh in [(qc.input_proj, qc.recurrent_proj)]:
         for r in range(proj_ih.weight.shape[0]):
@@ -107,19 +107,29 @@ def _inputset(qc: TfheCell, batch: int, trajectory: Sequence[tuple[np.ndarray, .
 
 def compile_step(qc: TfheCell, batch: int, params: dict[str, Any], simulate: bool,
                  trajectory: Sequence[tuple[np.ndarray, ...]] = ()) -> fhe.Module:
-    """The composable module: ``step(x, h, s) -> (h, s)`` with the state outputs wired to its inputs."""
+    """The composable module: ``step(x, h[, s]) -> h[, s]`` with the state outputs wired to its inputs."""
     engine = ConcreteEngine()
+    if qc.state_inputs == 2:
+        @fhe.module()
+        class Step2:
+            @fhe.function({"x": "encrypted", "h": "encrypted", "s": "encrypted"})
+            def step(x, h, s):
+                return scheme.step(scheme.make_ops(qc, engine), qc, x, (h, s))
 
-    @fhe.module()
-    class Step:
-        @fhe.function({"x": "encrypted", "h": "encrypted", "s": "encrypted"})
-        def step(x, h, s):
-            return scheme.step(scheme.make_ops(qc, engine), qc, x, (h, s))
+            composition = fhe.Wired({fhe.Wire(fhe.Output(step, 0), fhe.Input(step, 1)),
+                                     fhe.Wire(fhe.Output(step, 1), fhe.Input(step, 2))})
 
-        composition = fhe.Wired({fhe.Wire(fhe.Output(step, 0), fhe.Input(step, 1)),
-                                 fhe.Wire(fhe.Output(step, 1), fhe.Input(step, 2))})
+        module = Step2
+    else:
+        @fhe.module()
+        class Step1:
+            @fhe.function({"x": "encrypted", "h": "encrypted"})
+            def step(x, h):
+                return scheme.step(scheme.make_ops(qc, engine), qc, x, (h,))[0]
 
-    module = Step
+            composition = fhe.Wired({fhe.Wire(fhe.Output(step, 0), fhe.Input(step, 1))})
+
+        module = Step1
     return module.compile({"step": _inputset(qc, batch, trajectory)}, configuration(params, simulate))
 
 
@@ -131,7 +141,7 @@ def compile_unrolled(qc: TfheCell, batch: int, seq_len: int, params: dict[str, A
     @fhe.compiler({"x": "encrypted"})
     def unrolled(x):
         ops = scheme.make_ops(qc, engine)
-        state = tuple(fhe.zeros((batch, qc.hidden_size)) for _ in range(scheme.STATE_INPUTS))
+        state = tuple(fhe.zeros((batch, qc.hidden_size)) for _ in range(qc.state_inputs))
         outs = []
         for t in range(seq_len):
             state = scheme.step(ops, qc, x[t], state)
@@ -142,6 +152,11 @@ def compile_unrolled(qc: TfheCell, batch: int, seq_len: int, params: dict[str, A
     inputset = [rng.integers(-qc.qmax, qc.qmax + 1, (seq_len, batch, qc.input_size)) for _ in range(32)]
     inputset += [np.full((seq_len, batch, qc.input_size), s * qc.qmax) for s in (1, -1)]
     return unrolled.compile(inputset, configuration(params, simulate))
+
+
+def _tuple(result: Any) -> tuple:
+    """A module function's result as a tuple (one output comes back bare)."""
+    return result if isinstance(result, tuple) else (result,)
 
 
 class StepRunner:
@@ -189,13 +204,13 @@ class StepRunner:
     def _composed(self, xq: np.ndarray) -> np.ndarray:
         step = self.compiled.step
         seq_len, batch, _ = xq.shape
-        n_state = scheme.STATE_INPUTS
+        n_state = self.qc.state_inputs
         zeros = np.zeros((batch, self.qc.hidden_size), np.int64)
         out = np.empty((seq_len, batch, self.qc.hidden_size), np.int64)
         if self.simulate:
             state: tuple = (zeros,) * n_state
             for t in range(seq_len):
-                state = step.simulate(xq[t], *state)
+                state = _tuple(step.simulate(xq[t], *state))
                 out[t] = state[0]
             return out
         clock = time.perf_counter()
@@ -204,7 +219,7 @@ class StepRunner:
         for t in range(seq_len):
             x_enc = step.encrypt(xq[t], *([None] * n_state))[0]
             clock = self._tick("encrypt", clock)
-            state = step.run(x_enc, *state)
+            state = _tuple(step.run(x_enc, *state))
             clock = self._tick("eval", clock)
             out[t] = step.decrypt(state[0])
             clock = self._tick("decrypt", clock)

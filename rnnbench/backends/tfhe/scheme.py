@@ -32,6 +32,7 @@ bit width of every value is known before anything is compiled, and nothing can o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -54,8 +55,6 @@ MAX_LOOKUP_BITS = 16
 # operands fit this many bits; wider, Concrete's multiplication (two PBS one bit wider) is cheaper.
 PACKED_PRODUCT_MAX_BITS = 8
 FORMS = ("literal", "packed")
-# The step's encrypted state inputs: (h, c) for LSTM, (h for the matrix product, h elementwise) otherwise.
-STATE_INPUTS = 2
 STEPS = {"gru": equations.gru_step, "lstm": equations.lstm_step, "reluadd": equations.reluadd_step}
 
 
@@ -263,6 +262,7 @@ class TfheOps(equations.NonlinearityOps):
     rounded: dict = field(default_factory=dict)  # (node, bits removed) -> (rounded value, bits kept)
     reads: dict = field(default_factory=dict)  # node -> the nodes it is computed from
     outputs: list = field(default_factory=list)  # the circuit's output nodes
+    inputs: list = field(default_factory=list)  # its state input nodes
     lookup_outputs: set = field(default_factory=set)  # nodes made by a table lookup
     max_value_bits: int = 0
 
@@ -436,6 +436,16 @@ class TfheOps(equations.NonlinearityOps):
         return self.lookup(u, lambda x: grid(np.clip(x, -1.0, 1.0)), self.gate_frac)
 
     # -- statistics ----------------------------------------------------------------------
+    def live(self) -> set[int]:
+        """The nodes the outputs are computed from (Concrete removes the rest)."""
+        live, todo = set(), list(self.outputs)
+        while todo:
+            n = todo.pop()
+            if n not in live:
+                live.add(n)
+                todo.extend(self.reads.get(n, ()))
+        return live
+
     def pbs_histogram(self) -> dict[str, Counter]:
         """PBS per evaluation by kind and by the precision they run at (Concrete's assigned widths).
 
@@ -449,12 +459,7 @@ class TfheOps(equations.NonlinearityOps):
         nor does anything the outputs do not depend on.
         """
         hist: dict[str, Counter] = {"lookup": Counter(), "round": Counter(), "product": Counter()}
-        live, todo = set(), list(self.outputs)
-        while todo:  # what the outputs are computed from (Concrete removes the rest)
-            n = todo.pop()
-            if n not in live:
-                live.add(n)
-                todo.extend(self.reads.get(n, ()))
+        live = self.live()
         uses = Counter(self.outputs)
         for n in live:
             uses.update(self.reads.get(n, ()))
@@ -511,6 +516,10 @@ class TfheCell:
     frac_x: int
     frac_pre: int
     frac_c: int
+    # Encrypted state inputs of a step: (h, c) for LSTM; (h, narrow copy of h) for GRU and
+    # reluadd, or (h,) alone where the step's outputs do not depend on h elementwise
+    # (see :func:`step`; an input nothing reads would get no key of its own from Concrete).
+    state_inputs: int = 2
 
     @property
     def hidden_size(self) -> int:
@@ -559,7 +568,7 @@ def quantize(weights: Weights, calibration: np.ndarray, weight_bits: int, act_bi
     calibration = np.asarray(calibration, np.float32)
     frac_x = finest_frac(float(np.abs(calibration).max(initial=0.0)), qmax, lowest=-8, highest=act_bits + 8)
     max_pre, max_c = float_ranges(weights, calibration)
-    return TfheCell(
+    qc = TfheCell(
         cell=weights.cell, weight_bits=weight_bits, act_bits=act_bits, form=form,
         input_proj=_projection(weights.weight_ih, weights.bias_ih, weight_bits, frac_x, qmax),
         recurrent_proj=_projection(weights.weight_hh, weights.bias_hh, weight_bits, act_bits - 1, qmax),
@@ -567,6 +576,10 @@ def quantize(weights: Weights, calibration: np.ndarray, weight_bits: int, act_bi
         frac_pre=finest_frac(max_pre, qmax, lowest=-8, highest=act_bits + 8),
         frac_c=finest_frac(max_c, qmax, lowest=-8, highest=act_bits - 1),
     )
+    ops = analyse(qc)
+    if not qc.lstm and ops.inputs[1] not in ops.live():
+        qc = dataclasses.replace(qc, state_inputs=1)
+    return qc
 
 
 def quantize_inputs(x: np.ndarray, qc: TfheCell) -> np.ndarray:
@@ -586,15 +599,15 @@ def _project(ops: TfheOps, v: QValue, p: Projection, gates: int) -> list[QValue]
     return parts
 
 
-def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any, Any]:
-    """One time step on integers ``x`` [B, I] and the state ``(h, s)`` [B, H] each.
+def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any, ...]:
+    """One time step on integers ``x`` [B, I] and the state ``(h, s)`` or ``(h,)`` [B, H] each.
 
     ``s`` is LSTM's ``c``; for GRU and reluadd it is ``h`` again. A ciphertext that enters the
     matrix product is encoded as wide as the product's accumulators (Concrete's ``matmul``
     keeps its input's width), so a step that also uses ``h`` elementwise (GRU's ``z * h``,
     reluadd's ``inh(h, s_z)``) takes a second, narrow copy of it for that, and returns both
     (two lookups of the one rounded new state). Runs the cell's own equations on
-    :class:`QValue`; returns the new state's integers.
+    :class:`QValue`; returns the new state's integers (``qc.state_inputs`` arrays).
     """
     gates = GATES[qc.cell]
     xv = ops.value(x, qc.frac_x, qc.qmax)
@@ -606,12 +619,15 @@ def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any,
         h_new, c_new = STEPS[qc.cell](ops, tuple(gi), tuple(gh), (h, s))
         out = ops.store(h_new, qc.frac_h, qc.qmax), ops.store(c_new, qc.frac_c, qc.qmax)
     else:
-        s = ops.value(state[1], qc.frac_h, qc.qmax)
-        out = ops.store(STEPS[qc.cell](ops, tuple(gi), tuple(gh), s), qc.frac_h, qc.qmax, copies=2)
-    ops.widths.join(out[0].node, h.node)  # the composition wires each output to its input
-    ops.widths.join(out[1].node, s.node)
-    ops.outputs = [out[0].node, out[1].node]
-    return out[0].q, out[1].q
+        s = ops.value(state[1], qc.frac_h, qc.qmax) if len(state) == 2 else h
+        out = ops.store(STEPS[qc.cell](ops, tuple(gi), tuple(gh), s), qc.frac_h, qc.qmax,
+                        copies=len(state))
+        out = out if len(state) == 2 else [out]
+    ops.inputs = [h.node, s.node][:len(state)]
+    for o, i in zip(out, ops.inputs, strict=True):
+        ops.widths.join(o.node, i)  # the composition wires each output to its input
+    ops.outputs = [o.node for o in out]
+    return tuple(o.q for o in out)
 
 
 def make_ops(qc: TfheCell, engine: Engine) -> TfheOps:
@@ -622,7 +638,7 @@ def analyse(qc: TfheCell, batch: int = 1) -> TfheOps:
     """Trace one step on zeros: the ops' counters hold the lookups, products and widths of a step."""
     ops = make_ops(qc, NumpyEngine())
     zeros = np.zeros((batch, qc.hidden_size), np.int64)
-    step(ops, qc, np.zeros((batch, qc.input_size), np.int64), (zeros, zeros))
+    step(ops, qc, np.zeros((batch, qc.input_size), np.int64), (zeros,) * qc.state_inputs)
     return ops
 
 
@@ -638,7 +654,7 @@ def run_reference(qc: TfheCell, x: np.ndarray) -> np.ndarray:
     """The cleartext integer reference: hidden states [T, B, H] as integers at ``frac_h``."""
     xq = quantize_inputs(x, qc)
     seq_len, batch, _ = xq.shape
-    state = (np.zeros((batch, qc.hidden_size), np.int64),) * STATE_INPUTS
+    state = (np.zeros((batch, qc.hidden_size), np.int64),) * qc.state_inputs
     out = np.empty((seq_len, batch, qc.hidden_size), np.int64)
     ops = make_ops(qc, NumpyEngine())
     for t in range(seq_len):
