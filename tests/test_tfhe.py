@@ -77,7 +77,7 @@ ops = scheme.TfheOps(engine=circuit.ConcreteEngine(), act_bits=3, form="literal"
 pairs = list(itertools.product(range(0, 8), range(-4, 4)))
 @fhe.compiler({"a": "encrypted", "b": "encrypted"})
 def product(a, b):
-    return ops.product(scheme.QValue(a, 0, 0, 7, ops), scheme.QValue(b, 0, -4, 3, ops)).q
+    return ops.product(ops.made(a, 0, 0, 7), ops.made(b, 0, -4, 3)).q
 compiled = product.compile(pairs, circuit.configuration({"global_p_error": 1e-5, "security": 128}, True))
 print(json.dumps([[a, b, int(compiled.simulate(a, b))] for a, b in pairs]))
 """
