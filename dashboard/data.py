@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from dashboard.charts.common import machine_names, varying_params
+from dashboard.charts.common import machine_names, model_name, varying_params
 from rnnbench.results import compare as comparison
 from rnnbench.results import queries, store, summary
 from rnnbench.results.queries import with_machine
@@ -245,7 +245,7 @@ def accuracy_view(table: pd.DataFrame) -> pd.DataFrame:
     """The accuracy table as the page shows it: short names, only parameters that vary."""
     view = table.reindex(columns=list(ACCURACY_VIEW)).rename(columns=ACCURACY_VIEW)
     view["params"] = varying_params(table) if len(table) else []
-    view["model"] = view["model"].map(lambda a: f"{a}-aware" if isinstance(a, str) else "as trained")
+    view["model"] = view["model"].map(lambda a: model_name(a) or "as trained")
     unvaried = [c for c, present in (("machine", table[queries.MACHINE].nunique() > 1),
                                      ("model", view["model"].ne("as trained").any())) if not present]
     return view.drop(columns=unvaried)

@@ -15,6 +15,7 @@ from dashboard.charts.common import (
     legend_below,
     log_axis,
     machine_names,
+    model_name,
     ok_status,
     point_table,
     series_labels,
@@ -61,7 +62,7 @@ def accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
 
 def model_labels(table: pd.DataFrame) -> pd.Series:
     """``<br>(ckks-aware model)`` for rows of fine-tuned models, empty for models as trained."""
-    return table["model_activations"].map(lambda a: f"<br>({a}-aware model)" if isinstance(a, str) else "")
+    return table["model_activations"].map(model_name).map(lambda name: f"<br>({name})" if name else "")
 
 
 def _panels(table: pd.DataFrame) -> list[tuple]:

@@ -149,6 +149,12 @@ def series_labels(frame: pd.DataFrame, exclude: Iterable[str] = (),
     return joined.str.strip().str.replace(r"\s+", " ", regex=True)
 
 
+def model_name(activations: object) -> str:
+    """``"ckks-aware model"`` for a model fine-tuned with other activations, ``""`` for one as trained
+    (the ``model_activations`` column): the one wording of every table and chart."""
+    return f"{activations}-aware model" if isinstance(activations, str) else ""
+
+
 def varying_params(frame: pd.DataFrame) -> pd.Series:
     """Each row's backend parameters that vary within its backend (``'packing=batch'``).
 

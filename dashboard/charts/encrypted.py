@@ -21,6 +21,7 @@ from dashboard.charts.common import (
     colour,
     empty_figure,
     legend_below,
+    model_name,
     point_table,
     series_labels,
     series_sort_key,
@@ -124,7 +125,7 @@ def encrypted_accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
         if column in table:
             x = x.where(table["backend"] != backend, table[column])
     table = table.assign(x=x).dropna(subset=["x"])
-    model = table["model_activations"].map(lambda a: f"{a}-aware model" if isinstance(a, str) else "")
+    model = table["model_activations"].map(model_name)
     hidden = table["hidden_size"].map(lambda h: f"H={h}") if table["hidden_size"].nunique() > 1 else ""
     series = (model + " " + hidden).str.strip()
     return table.assign(series=series.where(series != "", "as trained")).reset_index(drop=True)
