@@ -32,7 +32,7 @@ m = make_cell(cell, 3, 3, seed=0)
 rng = np.random.default_rng(0)
 x = 2 * rng.standard_normal((2, 1, 3)).astype(np.float32)
 prepared = EncryptedCell(Weights.from_module(m), validate(
-    {"simulate": simulate, "act_bits": act_bits, "form": form, "mode": mode}), x)
+    {"simulate": simulate, "act_bits": act_bits, "form": form, "mode": mode}), x, x.shape[1])
 out = prepared.runner.run(scheme.quantize_inputs(x, prepared.qc))
 print(json.dumps({"out": out.tolist(), "pbs": prepared.stats["programmable_bootstrap_count"]}))
 """
@@ -146,6 +146,40 @@ def test_packed_form_changes_reluadd_lookups_but_not_the_equations() -> None:
     packed = scheme.analyse(scheme.quantize(Weights.from_module(m), x, 4, 4, "packed"))
     assert packed.pbs_count() < literal.pbs_count()
     assert max(packed.lookup_histogram()) > max(literal.lookup_histogram())  # two-input lookups are wider
+
+
+def test_least_error_scale_clips_rare_outliers_but_not_a_spread_range() -> None:
+    rng = np.random.default_rng(0)
+    worst_case = scheme.finest_frac(15.0, 15)  # no value saturates: 15 * 2**f <= 15
+    spread = rng.uniform(-15, 15, 10_000)
+    assert scheme.least_error_frac(spread, 15, worst_case, worst_case + 4) == worst_case
+    tailed = np.concatenate([rng.normal(0, 1, 10_000), [15.0, -15.0]])
+    assert scheme.least_error_frac(tailed, 15, worst_case, worst_case + 4) > worst_case
+
+
+def test_narrowed_pre_activations_get_calibrated_scales() -> None:
+    """GRU's ``W_in x + b_in + r * (W_hn h + b_hn)``: both pre-activations are narrowed (one for the
+    product, one to meet it) at scales fitted to the data, never coarser than the worst case."""
+    m = make_cell("gru", 3, 4, seed=1)
+    x = np.random.default_rng(1).standard_normal((4, 256, 3)).astype(np.float32)
+    qc = scheme.quantize(Weights.from_module(m), x, 4, 5, "literal")
+    assert len(qc.site_fracs) == 2
+    assert min(qc.site_fracs) >= qc.frac_pre
+    uncalibrated = scheme.dataclasses.replace(qc, site_fracs=())
+    assert scheme.make_ops(uncalibrated, scheme.NumpyEngine()).site_fracs == ()
+    # The reference follows the calibrated scale: a different scale, different integers.
+    if qc.site_fracs != (qc.frac_pre, qc.frac_pre):
+        assert not np.array_equal(scheme.run_reference(qc, x), scheme.run_reference(uncalibrated, x))
+
+
+def test_packed_inhibition_falls_back_to_relus_when_the_pair_is_too_wide() -> None:
+    """At ``act_bits=6`` a packed ``(v, cut)`` pair needs 11 bits: three 8-bit ReLU lookups are cheaper."""
+    m = make_cell("reluadd", 3, 2, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 64, 3)).astype(np.float32)
+    for act_bits, packs in ((4, True), (6, False)):
+        ops = scheme.analyse(scheme.quantize(Weights.from_module(m), x, 4, act_bits, "packed"))
+        assert any(kind == "lookup2" for kind, *_ in ops.events) == packs
+        assert max(ops.lookup_histogram()) <= max(scheme.PACKED_MAX_BITS, act_bits + scheme.LUT_EXTRA_BITS)
 
 
 def test_missing_environment_gives_a_skipped_row(monkeypatch) -> None:

@@ -29,6 +29,11 @@ def inh(ops: Any, v: Any, s: Any) -> Any:
     """
     if hasattr(ops, "inh"):
         return ops.inh(v, s)
+    return relu_inh(ops, v, s)
+
+
+def relu_inh(ops: Any, v: Any, s: Any) -> Any:
+    """:func:`inh` in ReLUs and additions: ``relu(v - relu(-s)) - relu(-v - relu(-s))``."""
     a = ops.relu(-s)
     return ops.relu(v - a) - ops.relu(-v - a)
 

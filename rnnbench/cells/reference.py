@@ -53,8 +53,12 @@ class RecurrentCell(nn.Module):
         h = like.new_zeros(batch_size, self.hidden_size)
         return (h, h.clone()) if self.cell == "lstm" else h
 
-    def forward(self, x: torch.Tensor, state=None):
-        """``x`` [T, B, I] -> ``(outputs [T, B, H], final_state)``; LSTM state is ``(h, c)``."""
+    def forward(self, x: torch.Tensor, state=None, store=None):
+        """``x`` [T, B, I] -> ``(outputs [T, B, H], final_state)``; LSTM state is ``(h, c)``.
+
+        ``store``: see :func:`~rnnbench.cells.equations.unroll` (TFHE-aware training snaps
+        each new state to the integer reference's there).
+        """
         seq_len, batch_size, _ = x.shape
         if state is None:
             state = self.initial_state(batch_size, x)
@@ -64,5 +68,5 @@ class RecurrentCell(nn.Module):
         outputs, state = unroll(
             self.cell, self.ops, gi_all,
             lambda h: torch.nn.functional.linear(h, self.weight_hh, self.bias_hh), state,
-            lambda v: v.chunk(gates, -1))
+            lambda v: v.chunk(gates, -1), store)
         return torch.stack(outputs), state

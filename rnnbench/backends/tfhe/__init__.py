@@ -80,13 +80,13 @@ def validate(params: Mapping[str, Any]) -> dict[str, Any]:
 class EncryptedCell(Prepared):
     """A quantized cell compiled to a TFHE step circuit, keys generated (unless simulating)."""
 
-    def __init__(self, weights: Weights, params: dict[str, Any], calibration: np.ndarray) -> None:
+    def __init__(self, weights: Weights, params: dict[str, Any], calibration: np.ndarray,
+                 batch: int) -> None:
         from rnnbench.backends.tfhe import circuit  # only ever in the TFHE environment
 
         self.params = params
         self.qc = scheme.quantize(weights, calibration, params["weight_bits"], params["act_bits"],
                                   params["form"])
-        batch = calibration.shape[1]
         self.model = scheme.analyse(self.qc, batch)
         scheme.check_widths(self.model)
         simulate = params["simulate"]
@@ -154,6 +154,9 @@ class TfheBackend(Backend):
     sample_cap = {"warmup": 0, "repeats": 1}
     first_run_is_sample = True
     fork_safe = False
+    # The saturating scales are fitted to the calibration inputs (scheme.calibrate): a few
+    # sequences would fit them to those; the circuit itself is compiled for the run's batch.
+    calibration_sequences = 512
 
     @property
     def interpreter(self) -> str:
@@ -172,7 +175,11 @@ class TfheBackend(Backend):
 
     def prepare(self, weights: Weights, params: Mapping[str, Any], calibration: np.ndarray,
                 threads: int = 1) -> Prepared:
-        return EncryptedCell(weights, validate(params), calibration)
+        return EncryptedCell(weights, validate(params), calibration, calibration.shape[1])
+
+    def prepare_for(self, weights: Weights, params: Mapping[str, Any], calibration: np.ndarray,
+                    batch_size: int, threads: int = 1) -> Prepared:
+        return EncryptedCell(weights, validate(params), calibration, batch_size)
 
 
 BACKEND = TfheBackend()

@@ -23,7 +23,12 @@ The scheme (``A`` = ``act_bits``, ``W`` = ``weight_bits``):
   ``A + LUT_EXTRA_BITS`` bits;
 - gates (sigmoid, tanh outputs) are ``A``-bit signed with ``A - 1`` fractional bits;
 - a product of two encrypted values takes operands of at most ``A + 1`` bits (wider ones are
-  narrowed to ``A`` bits by a rescaling lookup first) and is exact.
+  narrowed to ``A`` bits by a rescaling lookup first) and is exact;
+- calibrated scales: where a wide value is narrowed to ``A`` bits (a pre-activation entering a
+  product or an inhibition; LSTM's ``c``), the scale is the power of two with the least squared
+  error on the calibration inputs, saturation included (:func:`least_error_frac`). A lookup
+  saturates for free, so clipping rare outliers buys resolution for the common values; the
+  worst-case scale (no saturation at all) left pre-activations one to four bits coarser.
 
 Bounds: every value carries its exact interval ``[lo, hi]`` (interval arithmetic through the
 equations; a lookup's output interval is the table's range over its input interval), so the
@@ -51,9 +56,11 @@ from rnnbench.cells.weights import Weights
 LUT_EXTRA_BITS = 2
 # Concrete compiles table lookups of at most 16 bits.
 MAX_LOOKUP_BITS = 16
-# Packed form: a product of two encrypted values is one two-input lookup when the packed
-# operands fit this many bits; wider, Concrete's multiplication (two PBS one bit wider) is cheaper.
-PACKED_PRODUCT_MAX_BITS = 8
+ACC_MAX_BITS = MAX_LOOKUP_BITS - 1  # accumulators: exact, so capped by the widest lookup
+# Packed form: a product of two encrypted values, or an inhibition, is one two-input lookup
+# when the packed operands fit this many bits; wider, the literal form (Concrete's
+# multiplication: two PBS one bit wider; three narrower ReLU lookups) is cheaper.
+PACKED_MAX_BITS = 8
 FORMS = ("literal", "packed")
 STEPS = {"gru": equations.gru_step, "lstm": equations.lstm_step, "reluadd": equations.reluadd_step}
 
@@ -256,7 +263,13 @@ class TfheOps(equations.NonlinearityOps):
     engine: Engine
     act_bits: int
     form: str
-    frac_pre: int = 0  # scale a wide pre-activation is narrowed to before a product
+    # Scales of the narrowing sites (wide values narrowed to act_bits, in the order a step
+    # meets them; see :meth:`narrow`): calibrated by :func:`quantize`; a site past the end
+    # (the calibration pass itself) gets the worst-case scale ``default_frac``.
+    site_fracs: tuple[int, ...] = ()
+    default_frac: int = 0
+    site: int = 0  # the next site's index within the step being traced
+    observed: dict | None = None  # calibration pass: site -> the real values met there
     widths: Widths = field(default_factory=Widths)
     events: list = field(default_factory=list)  # (kind, input node, elements, bits)
     rounded: dict = field(default_factory=dict)  # (node, bits removed) -> (rounded value, bits kept)
@@ -369,18 +382,31 @@ class TfheOps(equations.NonlinearityOps):
         return self.lookup(v, self._grid(frac, -bound, bound), frac, copies)
 
     def narrow(self, v: QValue) -> QValue:
-        """``v`` at ``act_bits`` (a rescaling lookup) if it is wider than an operand of a product may be."""
+        """``v`` at ``act_bits`` (a rescaling lookup) if it is wider than an operand of a product may be.
+
+        A value within [-1, 1] keeps the gates' scale; a wider one (a pre-activation) is a
+        calibrated site: its scale is ``site_fracs[i]`` for the step's ``i``-th such value.
+        """
         if v.bits <= self.act_bits + 1:
             return v
-        frac = self.gate_frac if -(1 << v.frac) <= v.lo and v.hi <= (1 << v.frac) else self.frac_pre
+        if -(1 << v.frac) <= v.lo and v.hi <= (1 << v.frac):
+            return self.store(v, self.gate_frac, self.qmax)
+        site, self.site = self.site, self.site + 1
+        self.observe(site, v)
+        frac = self.site_fracs[site] if site < len(self.site_fracs) else self.default_frac
         return self.store(v, frac, self.qmax)
+
+    def observe(self, site: Any, v: QValue) -> None:
+        """Calibration pass: keep the real values ``v`` takes at ``site``."""
+        if self.observed is not None:
+            self.observed.setdefault(site, []).append(np.asarray(v.q, np.float64).ravel() * 2.0**-v.frac)
 
     # -- products of two encrypted values ------------------------------------------------
     def product(self, a: QValue, b: QValue) -> QValue:
         a, b = self.narrow(a), self.narrow(b)
         corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
         frac, lo, hi = a.frac + b.frac, min(corners), max(corners)
-        if self.form == "packed" and a.bits + b.bits <= PACKED_PRODUCT_MAX_BITS:
+        if self.form == "packed" and a.bits + b.bits <= PACKED_MAX_BITS:
             return self._lookup2(a, b, lambda x, y: x * y, frac, lo, hi)
         a_bits, b_bits = self._signed_operand(a, b), self._signed_operand(b, a)
         self.widths.join(a.node, b.node)
@@ -415,8 +441,12 @@ class TfheOps(equations.NonlinearityOps):
         """``inh(v, s)`` as ``a = relu(-s)`` (one lookup) and one two-input lookup of ``(v, a)``.
 
         ``a`` is produced at ``v``'s scale and saturated at ``max |v|`` (a larger cut gives 0
-        all the same), so the packed pair is as narrow as it can be.
+        all the same), so the packed pair is as narrow as it can be. Wider than
+        :data:`PACKED_MAX_BITS` packed, the ReLU form (:func:`equations.relu_inh`) is cheaper.
         """
+        width = v.bits if v.bits <= self.act_bits + 1 else self.act_bits  # what narrow() leaves
+        if 2 * width - 1 > PACKED_MAX_BITS:  # v and a cut of at most |v|, packed
+            return equations.relu_inh(self, v, s)
         v = self.narrow(v)
         reach = max(-v.lo, v.hi)
         a = self.lookup(-s, lambda x: np.clip(np.floor(x * 2.0**v.frac + 0.5), 0, reach), v.frac)
@@ -514,8 +544,9 @@ class TfheCell:
     input_proj: Projection
     recurrent_proj: Projection
     frac_x: int
-    frac_pre: int
+    frac_pre: int  # worst-case scale of a pre-activation (no saturation): sites not calibrated
     frac_c: int
+    site_fracs: tuple[int, ...] = ()  # calibrated scales of the narrowing sites (TfheOps.narrow)
     # Encrypted state inputs of a step: (h, c) for LSTM; (h, narrow copy of h) for GRU and
     # reluadd, or (h,) alone where the step's outputs do not depend on h elementwise
     # (see :func:`step`; an input nothing reads would get no key of its own from Concrete).
@@ -556,7 +587,7 @@ def _projection(w: np.ndarray, b: np.ndarray, weight_bits: int, frac_in: int, in
         bias = np.rint(np.asarray(b, np.float64) * 2.0 ** (frac_w + frac_in)).astype(np.int64)
         reach = np.abs(q).sum(axis=1) * in_bound
         row_lo, row_hi = bias - reach, bias + reach
-        if signed_bits(int(row_lo.min()), int(row_hi.max())) <= MAX_LOOKUP_BITS - 1 or frac_w <= -16:
+        if signed_bits(int(row_lo.min()), int(row_hi.max())) <= ACC_MAX_BITS or frac_w <= -16:
             return Projection(q, bias, frac_w + frac_in, row_lo, row_hi)
         frac_w -= 1
 
@@ -576,10 +607,44 @@ def quantize(weights: Weights, calibration: np.ndarray, weight_bits: int, act_bi
         frac_pre=finest_frac(max_pre, qmax, lowest=-8, highest=act_bits + 8),
         frac_c=finest_frac(max_c, qmax, lowest=-8, highest=act_bits - 1),
     )
+    qc = calibrate(qc, calibration)
     ops = analyse(qc)
     if not qc.lstm and ops.inputs[1] not in ops.live():
         qc = dataclasses.replace(qc, state_inputs=1)
     return qc
+
+
+def least_error_frac(values: np.ndarray, qmax: int, coarsest: int, finest: int) -> int:
+    """The scale ``f`` in ``[coarsest, finest]`` whose ``qmax``-saturated grid fits ``values`` best.
+
+    Squared error of rounding to multiples of ``2**-f`` and saturating at ``qmax * 2**-f``:
+    the finest scale that saturates nothing (``coarsest``) is the worst-case choice; each
+    finer one halves the rounding error of the common values and clips the rare large ones.
+    """
+    values = np.asarray(values, np.float64)
+
+    def error(f: int) -> float:
+        q = np.clip(np.floor(values * 2.0**f + 0.5), -qmax, qmax) * 2.0**-f
+        return float(np.mean((q - values) ** 2))
+
+    return min(range(coarsest, finest + 1), key=error)
+
+
+def calibrate(qc: TfheCell, calibration: np.ndarray) -> TfheCell:
+    """``qc`` with its saturating scales fitted to the calibration inputs [T, B, I].
+
+    One pass of the integer reference at worst-case scales records the real values met at
+    each narrowing site and LSTM's new ``c``; each gets the least-error scale
+    (:func:`least_error_frac`, at most 16x finer than the worst case).
+    """
+    ops = make_ops(qc, NumpyEngine())
+    ops.observed = {}
+    _run(ops, qc, quantize_inputs(calibration, qc))
+    sites = sorted(k for k in ops.observed if isinstance(k, int))
+    fitted = {k: least_error_frac(np.concatenate(ops.observed[k]), qc.qmax, start, start + 4)
+              for k, start in [*((k, qc.frac_pre) for k in sites), ("c", qc.frac_c)] if k in ops.observed}
+    return dataclasses.replace(qc, site_fracs=tuple(fitted[k] for k in sites),
+                               frac_c=fitted.get("c", qc.frac_c))
 
 
 def quantize_inputs(x: np.ndarray, qc: TfheCell) -> np.ndarray:
@@ -610,6 +675,7 @@ def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any,
     :class:`QValue`; returns the new state's integers (``qc.state_inputs`` arrays).
     """
     gates = GATES[qc.cell]
+    ops.site = 0
     xv = ops.value(x, qc.frac_x, qc.qmax)
     h = ops.value(state[0], qc.frac_h, qc.qmax)
     gi = _project(ops, xv, qc.input_proj, gates)
@@ -617,6 +683,7 @@ def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any,
     if qc.lstm:
         s = ops.value(state[1], qc.frac_c, qc.qmax)
         h_new, c_new = STEPS[qc.cell](ops, tuple(gi), tuple(gh), (h, s))
+        ops.observe("c", c_new)
         out = ops.store(h_new, qc.frac_h, qc.qmax), ops.store(c_new, qc.frac_c, qc.qmax)
     else:
         s = ops.value(state[1], qc.frac_h, qc.qmax) if len(state) == 2 else h
@@ -631,7 +698,8 @@ def step(ops: TfheOps, qc: TfheCell, x: Any, state: Sequence[Any]) -> tuple[Any,
 
 
 def make_ops(qc: TfheCell, engine: Engine) -> TfheOps:
-    return TfheOps(engine=engine, act_bits=qc.act_bits, form=qc.form, frac_pre=qc.frac_pre)
+    return TfheOps(engine=engine, act_bits=qc.act_bits, form=qc.form, site_fracs=qc.site_fracs,
+                   default_frac=qc.frac_pre)
 
 
 def analyse(qc: TfheCell, batch: int = 1) -> TfheOps:
@@ -652,16 +720,30 @@ def check_widths(ops: TfheOps) -> None:
 
 def run_reference(qc: TfheCell, x: np.ndarray) -> np.ndarray:
     """The cleartext integer reference: hidden states [T, B, H] as integers at ``frac_h``."""
-    xq = quantize_inputs(x, qc)
+    return _run(make_ops(qc, NumpyEngine()), qc, quantize_inputs(x, qc))[:, 0]
+
+
+def trajectory(qc: TfheCell, x: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """The reference's real-valued state after each step: ``(h,)``, or ``(h, c)`` for LSTM."""
+    states = _run(make_ops(qc, NumpyEngine()), qc, quantize_inputs(x, qc))
+    h = dequantize(states[:, 0], qc)
+    if not qc.lstm:
+        return [(h_t,) for h_t in h]
+    c = states[:, 1].astype(np.float32) * np.float32(2.0**-qc.frac_c)
+    return list(zip(h, c, strict=True))
+
+
+def _run(ops: TfheOps, qc: TfheCell, xq: np.ndarray) -> np.ndarray:
+    """Integer states [T, state_inputs, B, H] of the step applied to ``xq`` [T, B, I] from zero."""
     seq_len, batch, _ = xq.shape
     state = (np.zeros((batch, qc.hidden_size), np.int64),) * qc.state_inputs
-    out = np.empty((seq_len, batch, qc.hidden_size), np.int64)
-    ops = make_ops(qc, NumpyEngine())
+    out = np.empty((seq_len, qc.state_inputs, batch, qc.hidden_size), np.int64)
     for t in range(seq_len):
         state = step(ops, qc, xq[t], state)
-        out[t] = state[0]
+        out[t] = state
     return out
 
 
 def dequantize(h: np.ndarray, qc: TfheCell) -> np.ndarray:
+    """Hidden-state integers at ``frac_h`` as float32."""
     return np.asarray(h, np.float64).astype(np.float32) * np.float32(2.0**-qc.frac_h)
