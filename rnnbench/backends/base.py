@@ -66,6 +66,13 @@ class Backend(ABC):
     # the largest input of one or a few sequences says little about the next ones.
     calibration_sequences: int = 0
 
+    def eval_limit(self, params: Mapping[str, Any]) -> int | None:
+        """Test items an accuracy point scores by default (the first ones); ``None``: all of them.
+
+        Backends too slow for a whole test set score a sample (``--n-eval`` overrides).
+        """
+        return None
+
     def skip_reason(self, cell: str, params: Mapping[str, Any]) -> str | None:
         """``None`` when this backend runs ``cell``; otherwise why not (recorded as ``skipped``)."""
         return None

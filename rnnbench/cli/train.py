@@ -101,12 +101,14 @@ def train(
         "--format", help="Table of trained models on stdout: md, csv or json.")] = "md",
     activations: Annotated[str, typer.Option(
         help="exact: train from scratch. ckks: fine-tune the checkpoints in --from-models with the "
-             "CKKS backend's own polynomials in place of sigmoid/tanh/relu (polynomial-aware), "
-             "saved to --models (default steps 400).")] = "exact",
+             "CKKS backend's own polynomials in place of sigmoid/tanh/relu (polynomial-aware). "
+             "tfhe: fine-tune them through the TFHE backend's integer model (quantization-aware). "
+             "Fine-tuned models are saved to --models (default steps: ckks 400, tfhe 1000).")] = "exact",
     from_models: Annotated[Path, typer.Option(
-        help="With --activations ckks: the trained checkpoints to fine-tune.")] = DEFAULT_MODELS,
+        help="With --activations ckks|tfhe: the trained checkpoints to fine-tune.")] = DEFAULT_MODELS,
     param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="With --activations ckks: CKKS settings, ckks.KEY=VALUE (repeatable).")
+        "--param", "-p", help="With --activations ckks|tfhe: that backend's settings, "
+                              "ckks.KEY=VALUE or tfhe.KEY=VALUE (repeatable).")
     ] = None,
 ) -> None:
     """Train each cell with a linear readout on a task with one fixed budget; save checkpoints."""
@@ -131,13 +133,14 @@ def train(
         check_int(curve_every, "--curve-every", minimum=0)
         if lr is not None:
             check_positive_float(lr, "--lr")
-        if activations not in ("exact", "ckks"):
-            raise InputError(f"--activations must be exact or ckks, got {activations!r}")
-        if activations == "ckks":
+        if activations not in ("exact", *FINETUNERS):
+            raise InputError(f"--activations must be exact, ckks or tfhe, got {activations!r}")
+        if activations in FINETUNERS:
             jobs = [(d, c, h, s) for d in datasets for h in hidden_sizes for s in seeds for c in cell_list]
-            return _finetune_for_ckks(jobs, from_models, models, param or [], steps, lr, summary_format)
+            return _finetune(activations, jobs, from_models, models, param or [], steps, lr,
+                             summary_format)
         if param:
-            raise InputError("--param is for --activations ckks")
+            raise InputError("--param is for --activations ckks or tfhe")
         if not math.isfinite(lstm_forget_bias):
             raise InputError(f"--lstm-forget-bias must be a finite number, got {lstm_forget_bias}")
         run_id = new_run_id()
@@ -192,36 +195,42 @@ def train(
     print_table(pd.DataFrame(trained_models), summary_format, summary.markdown)
 
 
-def _finetune_for_ckks(jobs: list[tuple[TaskData, str, int, int]], from_models: Path, models: Path,
-                       param: list[str], steps: int | None, lr: float | None, fmt: str) -> None:
-    """``train --activations ckks``: polynomial-aware fine-tuning of existing checkpoints."""
+# The fine-tuning module of each encrypted backend (``finetune_checkpoint`` and its result's ``columns``).
+FINETUNERS = {"ckks": "rnnbench.tasks.polyaware", "tfhe": "rnnbench.tasks.tfheaware"}
+
+
+def _finetune(backend: str, jobs: list[tuple[TaskData, str, int, int]], from_models: Path, models: Path,
+              param: list[str], steps: int | None, lr: float | None, fmt: str) -> None:
+    """``train --activations ckks|tfhe``: fine-tune existing checkpoints for that backend."""
+    import importlib
+
     import pandas as pd
 
     from rnnbench.results import summary
-    from rnnbench.tasks import checkpoints, polyaware
+    from rnnbench.tasks import checkpoints
 
     if from_models.resolve() == models.resolve():
-        raise InputError("--activations ckks writes fine-tuned models to --models; give the trained ones "
-                         "as --from-models (another directory)")
-    variants = backend_param_variants(["ckks"], param)
-    if len(variants["ckks"]) != 1:
-        raise InputError("--param: give one value per CKKS setting")
-    given = {item.split("=", 1)[0].removeprefix("ckks.") for item in param}
-    params = {k: v for k, v in variants["ckks"][0].items() if k in given}  # the sidecar records these
+        raise InputError(f"--activations {backend} writes fine-tuned models to --models; give the trained "
+                         "ones as --from-models (another directory)")
+    variants = backend_param_variants([backend], param)
+    if len(variants[backend]) != 1:
+        raise InputError(f"--param: give one value per {backend} setting")
+    given = {item.split("=", 1)[0].removeprefix(f"{backend}.") for item in param}
+    params = {k: v for k, v in variants[backend][0].items() if k in given}  # the sidecar records these
     bases = []
     for data, cell, hidden, seed in jobs:
         base = checkpoints.path_for(from_models, data.tag, cell, data.seq_len, hidden, seed)
         if not checkpoints.sidecar_path(base).exists():
             raise InputError(f"no checkpoint {base} to fine-tune (train it first, or give --from-models)")
         bases.append(base)
+    finetuner = importlib.import_module(FINETUNERS[backend])
     models.mkdir(parents=True, exist_ok=True)
     table = []
     for (data, cell, hidden, seed), base in zip(jobs, bases, strict=True):
-        err.print(f"fine-tuning {base.name} with the CKKS polynomials ...")
-        path, result = polyaware.finetune_checkpoint(base, data, models, params, steps=steps or 400,
-                                                     lr=lr or 5e-4, seed=seed)
+        err.print(f"fine-tuning {base.name} for {backend} ...")
+        kwargs = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
+        path, result = finetuner.finetune_checkpoint(base, data, models, params, seed=seed, **kwargs)
         table.append({"task": data.tag, "cell": cell, "seq_len": data.seq_len, "hidden_size": hidden,
-                      "seed": seed, "steps": result.steps, "metric": data.objective.metric,
-                      **{k: round(v, 4) for k, v in result.metrics.items()},
-                      "polys_match": result.polys_match, "checkpoint": str(path)})
+                      "seed": seed, "metric": data.objective.metric, **result.columns(),
+                      "checkpoint": str(path)})
     print_table(pd.DataFrame(table), fmt, summary.markdown)

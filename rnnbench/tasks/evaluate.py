@@ -23,15 +23,13 @@ from rnnbench.results.stats import error_metrics
 from rnnbench.tasks.base import TaskData
 from rnnbench.tasks.model import TaskModel
 
-# Test items evaluated by default where a backend is too slow for the whole test set.
-# TFHE: one encrypted circuit over the first 8 items (keys and PBS grow with them); its
-# simulation (-p tfhe.simulate=true --n-eval N) scores any number (docs/tfhe.md).
-DEFAULT_EVAL_LIMITS = {"ckks": 256, "tfhe": 8}
 
+def eval_items(backend: str, n_test: int, limit: int | None = None,
+               params: Mapping[str, Any] | None = None) -> int:
+    """How many test items (always the first ones) a backend evaluates: ``limit``, else its default."""
+    from rnnbench import backends
 
-def eval_items(backend: str, n_test: int, limit: int | None = None) -> int:
-    """How many test items (always the first ones) a backend evaluates."""
-    limit = limit if limit is not None else DEFAULT_EVAL_LIMITS.get(backend)
+    limit = limit if limit is not None else backends.get(backend).eval_limit(params or {})
     return min(n_test, limit) if limit else n_test
 
 
@@ -120,11 +118,11 @@ def accuracy_points(
     points = []
     for data in datasets:
         for backend in backends:
-            points += grid.expand(
-                cells, [backend], [data.seq_len], hidden_sizes,
-                [eval_items(backend, data.n_test, n_eval)], input_size=data.input_size,
-                threads=threads, seed=seed, backend_params=backend_params, task=data.tag,
-            )
+            expanded = grid.expand(cells, [backend], [data.seq_len], hidden_sizes, [data.n_test],
+                                   input_size=data.input_size, threads=threads, seed=seed,
+                                   backend_params=backend_params, task=data.tag)
+            points += [replace(p, batch_size=eval_items(backend, data.n_test, n_eval, p.backend_params))
+                       for p in expanded]
     if models_dir is None:
         return points
     return [replace(p, model_activations=checkpoints.activations(checkpoints.path_for(

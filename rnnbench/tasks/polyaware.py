@@ -80,6 +80,11 @@ class FineTuned:
     steps: int  # optimizer steps taken (the budget plus the settling phases)
     metrics: dict[str, float] = field(default_factory=dict)
 
+    def columns(self) -> dict[str, Any]:
+        """What the ``train`` command's table shows of this fine-tuning."""
+        return {"steps": self.steps, **{k: round(v, 4) for k, v in self.metrics.items()},
+                "polys_match": self.polys_match}
+
 
 def finetune(model: TaskModel, data: TaskData, params: Mapping[str, Any] | None = None,
              steps: int = 400, lr: float = 5e-4, batch_size: int = 64, seed: int = 0,

@@ -29,14 +29,15 @@ import torch
 from rnnbench.backends.tfhe import BACKEND, scheme
 from rnnbench.cells import Weights
 from rnnbench.tasks.base import TaskData
-from rnnbench.tasks.evaluate import DEFAULT_EVAL_LIMITS, evaluate_model
+from rnnbench.tasks.evaluate import evaluate_model
 from rnnbench.tasks.model import TaskModel
 from rnnbench.tasks.training import TrainConfig
 
 
 def quantized(model: TaskModel, data: TaskData, settings: Mapping[str, Any]) -> scheme.TfheCell:
     """The integer cell the ``tfhe`` backend makes of ``model`` (same calibration inputs)."""
-    calibration = data.calibration(max(DEFAULT_EVAL_LIMITS["tfhe"], BACKEND.calibration_sequences))
+    # evaluate_backend calibrates on max(n_eval, 512) training sequences: these, up to 512 items.
+    calibration = data.calibration(BACKEND.calibration_sequences)
     return scheme.quantize(Weights.from_module(model.cell), calibration, settings["weight_bits"],
                            settings["act_bits"], settings["form"])
 
@@ -76,7 +77,7 @@ class FineTuned:
 
 
 def finetune(model: TaskModel, data: TaskData, params: Mapping[str, Any] | None = None,
-             steps: int = 400, lr: float = 2e-3, batch_size: int = 64, seed: int = 0,
+             steps: int = 1000, lr: float = 2e-3, batch_size: int = 64, seed: int = 0,
              requantize_every: int = 5) -> FineTuned:
     """Fine-tune a copy of ``model`` through the integer model of the ``tfhe`` settings ``params``.
 
@@ -107,7 +108,7 @@ def finetune(model: TaskModel, data: TaskData, params: Mapping[str, Any] | None 
 
 
 def finetune_checkpoint(checkpoint: Path, data: TaskData, out_dir: Path,
-                        params: Mapping[str, Any] | None = None, steps: int = 400, lr: float = 2e-3,
+                        params: Mapping[str, Any] | None = None, steps: int = 1000, lr: float = 2e-3,
                         seed: int = 0) -> tuple[Path, FineTuned]:
     """Fine-tune a saved model for ``tfhe`` and save it under ``out_dir`` with the same file name.
 

@@ -222,6 +222,9 @@ class CkksBackend(Backend):
     # 0.1% of inputs outside them (1 or 8 sequences, the run's own batch, left about 4%).
     calibration_sequences = 4096
 
+    def eval_limit(self, params: Mapping[str, Any]) -> int | None:
+        return 256
+
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return ckks_params.validate(params)
 
