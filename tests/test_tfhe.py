@@ -32,7 +32,8 @@ m = make_cell(cell, 3, 3, seed=0)
 rng = np.random.default_rng(0)
 x = 2 * rng.standard_normal((2, 1, 3)).astype(np.float32)
 prepared = EncryptedCell(Weights.from_module(m), validate(
-    {"simulate": simulate, "act_bits": act_bits, "form": form, "mode": mode}), x, x.shape[1])
+    {"simulate": simulate, "act_bits": act_bits, "weight_bits": 4, "form": form, "mode": mode}), x,
+    x.shape[1])
 out = prepared.runner.run(scheme.quantize_inputs(x, prepared.qc))
 print(json.dumps({"out": out.tolist(), "pbs": prepared.stats["programmable_bootstrap_count"]}))
 """
@@ -198,6 +199,15 @@ def test_keys_over_the_limit_are_refused_before_key_generation() -> None:
     (row,) = runner.run_point(point, runner.Settings(timeout=300))
     assert row["status"] == "error"
     assert "tfhe.max_key_gb" in row["error_message"] and "\n" not in row["error_message"]
+
+
+@needs_env
+def test_a_circuit_without_parameters_is_a_one_line_error_row() -> None:
+    """reluadd at I = 16, H = 4 and 5-bit weights: Concrete's noise constraint cannot be met."""
+    point = Point(cell="reluadd", backend="tfhe", seq_len=1, hidden_size=4, input_size=16, batch_size=1)
+    (row,) = runner.run_point(point, runner.Settings(timeout=300))
+    assert row["status"] == "error"
+    assert "finds no parameters" in row["error_message"] and "\n" not in row["error_message"]
 
 
 @pytest.mark.parametrize("params, message", [

@@ -9,9 +9,10 @@ steps inline instead (its keys and compile time grow with T).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from concrete import fhe
 from concrete.fhe.compilation.configuration import SecurityLevel
 from concrete.fhe.representation import Graph
 
+from rnnbench.backends.base import InvalidParams
 from rnnbench.backends.tfhe import scheme
 from rnnbench.backends.tfhe.scheme import TfheCell
 
@@ -105,6 +107,25 @@ def _inputset(qc: TfheCell, batch: int, trajectory: Sequence[tuple[np.ndarray, .
     return samples
 
 
+@contextlib.contextmanager
+def _no_parameters_is_bad_input(params: dict[str, Any]) -> Iterator[None]:
+    """Concrete finding no cryptographic parameters: one line that says which knobs help.
+
+    Wide accumulators with large clear weights amplify the noise a lookup must tolerate; past
+    what any parameter set achieves at ``global_p_error``, Concrete stops with a long message.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        text = str(exc)
+        if "Unfeasible noise constraint" not in text and "NoParametersFound" not in text:
+            raise
+        raise InvalidParams(
+            f"tfhe: Concrete finds no parameters for this circuit at global_p_error="
+            f"{params['global_p_error']:g} (weight_bits={params['weight_bits']}, "
+            f"act_bits={params['act_bits']}): lower tfhe.weight_bits or tfhe.act_bits") from None
+
+
 def compile_step(qc: TfheCell, batch: int, params: dict[str, Any], simulate: bool,
                  trajectory: Sequence[tuple[np.ndarray, ...]] = ()) -> fhe.Module:
     """The composable module: ``step(x, h[, s]) -> h[, s]`` with the state outputs wired to its inputs."""
@@ -130,7 +151,8 @@ def compile_step(qc: TfheCell, batch: int, params: dict[str, Any], simulate: boo
             composition = fhe.Wired({fhe.Wire(fhe.Output(step, 0), fhe.Input(step, 1))})
 
         module = Step1
-    return module.compile({"step": _inputset(qc, batch, trajectory)}, configuration(params, simulate))
+    with _no_parameters_is_bad_input(params):
+        return module.compile({"step": _inputset(qc, batch, trajectory)}, configuration(params, simulate))
 
 
 def compile_unrolled(qc: TfheCell, batch: int, seq_len: int, params: dict[str, Any], simulate: bool,
@@ -151,7 +173,8 @@ def compile_unrolled(qc: TfheCell, batch: int, seq_len: int, params: dict[str, A
     rng = np.random.default_rng(0)
     inputset = [rng.integers(-qc.qmax, qc.qmax + 1, (seq_len, batch, qc.input_size)) for _ in range(32)]
     inputset += [np.full((seq_len, batch, qc.input_size), s * qc.qmax) for s in (1, -1)]
-    return unrolled.compile(inputset, configuration(params, simulate))
+    with _no_parameters_is_bad_input(params):
+        return unrolled.compile(inputset, configuration(params, simulate))
 
 
 def _tuple(result: Any) -> tuple:
