@@ -40,20 +40,3 @@ def test_finetuning_raises_plaintext_polynomial_accuracy(tmp_path):
     if result.polys_match:
         assert stand_ins == result.stand_ins
     assert json.loads(json.dumps(meta["polys"]))["relu"]["degree"] == 6
-
-
-def test_train_activations_ckks_refuses_bad_input_in_one_line(tmp_path):
-    from typer.testing import CliRunner
-
-    from rnnbench.cli import app
-
-    base = ["train", "--task", "digits", "--cells", "reluadd", "--hidden", "8", "--activations", "ckks"]
-    cases = {
-        "another directory": ["--models", str(tmp_path), "--from-models", str(tmp_path)],
-        "to fine-tune": ["--models", str(tmp_path / "out"), "--from-models", str(tmp_path / "none")],
-        "ckks.relu must be": ["--models", str(tmp_path / "out"), "-p", "ckks.relu=foo"],
-    }
-    for message, args in cases.items():
-        result = CliRunner().invoke(app, [*base, *args])
-        assert result.exit_code == 2 and message in result.output, result.output
-    assert not (tmp_path / "out").exists()

@@ -1,8 +1,10 @@
-"""TFHE-aware fine-tuning: the integer reference forward, float gradients back, and what it saves."""
+"""TFHE-aware fine-tuning: the integer reference forward, float gradients back, and what it saves;
+the `train --activations` command over both encrypted backends."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -53,17 +55,21 @@ def test_finetuning_raises_the_integer_models_accuracy_and_the_sidecar_says_for_
     assert checkpoints.activations(out) == "tfhe"
 
 
-def test_train_activations_tfhe_refuses_bad_input_in_one_line(tmp_path):
-    base = ["train", "--task", "digits", "--cells", "gru", "--hidden", "8", "--activations", "tfhe"]
+@pytest.mark.parametrize("backend, bad_param, message", [
+    ("ckks", "ckks.relu=foo", "ckks.relu must be"),
+    ("tfhe", "tfhe.security=80", "insecure"),
+])
+def test_train_activations_refuses_bad_input_in_one_line(tmp_path, backend, bad_param, message):
+    base = ["train", "--task", "digits", "--cells", "reluadd", "--hidden", "8", "--activations", backend]
     cases = {
         "another directory": ["--models", str(tmp_path), "--from-models", str(tmp_path)],
         "to fine-tune": ["--models", str(tmp_path / "out"), "--from-models", str(tmp_path / "none")],
-        "insecure": ["--models", str(tmp_path / "out"), "-p", "tfhe.security=80"],
+        message: ["--models", str(tmp_path / "out"), "-p", bad_param],
         "must be exact, ckks or tfhe": ["--models", str(tmp_path / "out"), "--activations", "bfv"],
     }
-    for message, args in cases.items():
+    for expected, args in cases.items():
         result = CliRunner().invoke(app, [*base, *args])
-        assert result.exit_code == 2 and message in result.output, result.output
+        assert result.exit_code == 2 and expected in result.output, result.output
     assert not (tmp_path / "out").exists()
 
 
