@@ -74,6 +74,23 @@ def test_charts_of_missing_kinds_say_what_is_missing(rows):
         assert not is_empty_figure(missing[key]), key
 
 
+def test_cost_model_compares_one_thread_count_and_each_backend_setting_on_its_own(rows):
+    """The Xeon reference folder holds one- and two-thread points of one size, and TFHE's two
+    forms of one point: both made the measured bars' cell index ambiguous (a raised error)."""
+    two_threads = rows[rows["backend"] == "float"].assign(
+        threads=2, point_id=lambda f: f["point_id"] + "-2t", time_per_step_s=lambda f: f["time_per_step_s"] / 2)
+    forms = rows[rows["backend"] == "float"].assign(
+        backend="tfhe", backend_params='{"form": "packed"}', point_id=lambda f: f["point_id"] + "-p")
+    literal = forms.assign(backend_params='{"form": "literal"}', point_id=lambda f: f["point_id"] + "-l")
+    figure = next(c for c in CHARTS if c.key == "cost_model").build(
+        pd.concat([rows, two_threads, forms, literal]))
+    names = [t.name for t in figure.data if t.name.startswith("measured")]
+    assert "measured: tfhe form=literal" in names and "measured: tfhe form=packed" in names
+    alone = next(c for c in CHARTS if c.key == "cost_model").build(rows)
+    float_bars = [t.y for f in (figure, alone) for t in f.data if t.name == "measured: float"]
+    assert list(float_bars[0]) == list(float_bars[1])  # the one-thread points, not the halved ones
+
+
 def test_an_empty_chart_says_whether_the_filters_hid_its_data_or_it_never_ran(rows):
     encrypted = next(c for c in CHARTS if c.key == "encrypted")
     float_only = data.apply_filters(rows, {"backend": ["float"]})

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.charts.common import TEMPLATE, empty_figure, legend_below, point_table
+from dashboard.charts.common import TEMPLATE, empty_figure, legend_below, point_table, varying_params
 
 OP_COLUMNS = {"ops_weight_mul": "× weight", "ops_data_mul": "× data", "ops_add": "+ add",
               "ops_nonlin": "nonlinearity"}
@@ -17,9 +17,9 @@ OP_COLOURS = {"ops_weight_mul": "#4c72b0", "ops_data_mul": "#c44e52", "ops_add":
 def cost_model_chart(rows: pd.DataFrame) -> go.Figure:
     """Left: operations per step by kind; right: model and measured cost relative to GRU.
 
-    One configuration is shown (the largest hidden size, longest sequence and smallest
-    batch in the selection; the filters choose another), so model and measurement
-    describe the same work.
+    One configuration is shown (the largest hidden size, longest sequence, smallest batch
+    and fewest threads in the selection; the filters choose another), so model and
+    measurement describe the same work; each backend setting is its own series.
     """
     title = "Cost model vs measured time"
     points = point_table(rows).dropna(subset=list(OP_COLUMNS))
@@ -29,6 +29,7 @@ def cost_model_chart(rows: pd.DataFrame) -> go.Figure:
     points = points[(points["hidden_size"] == hidden) & (points["input_size"] == input_size)]
     points = points[points["seq_len"] == points["seq_len"].max()]
     points = points[points["batch_size"] == points["batch_size"].min()]
+    points = points[points["threads"] == points["threads"].min()]
     seq_len, batch = points["seq_len"].iloc[0], points["batch_size"].iloc[0]
 
     cells = sorted(points["cell"].unique())
@@ -49,12 +50,14 @@ def cost_model_chart(rows: pd.DataFrame) -> go.Figure:
                          marker_color="#555", legendgroup="rel", legendgrouptitle_text="relative cost",
                          hovertemplate=hover), row=1, col=2)
     several = points["machine"].nunique() > 1
-    for (backend, machine), group in points.groupby(["backend", "machine_name"]):
+    # One bar series per backend setting (TFHE's literal and packed forms, say) and machine.
+    points = points.assign(variant=varying_params(points))
+    for (backend, variant, machine), group in points.groupby(["backend", "variant", "machine_name"]):
         median = group.set_index("cell")["median"]
         if reference not in median:
             continue
         relative = median.reindex(cells) / median[reference]
-        name = f"measured: {backend}" + (f" · {machine}" if several else "")
+        name = " ".join(filter(None, [f"measured: {backend}", variant])) + (f" · {machine}" if several else "")
         fig.add_trace(go.Bar(x=cells, y=relative, name=name, legendgroup="rel", hovertemplate=hover),
                       row=1, col=2)
     fig.add_hline(y=1.0, line={"color": "black", "width": 1}, row=1, col=2)
