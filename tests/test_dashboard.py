@@ -78,7 +78,8 @@ def test_cost_model_compares_one_thread_count_and_each_backend_setting_on_its_ow
     """The Xeon reference folder holds one- and two-thread points of one size, and TFHE's two
     forms of one point: both made the measured bars' cell index ambiguous (a raised error)."""
     two_threads = rows[rows["backend"] == "float"].assign(
-        threads=2, point_id=lambda f: f["point_id"] + "-2t", time_per_step_s=lambda f: f["time_per_step_s"] / 2)
+        threads=2, point_id=lambda f: f["point_id"] + "-2t",
+        time_per_step_s=lambda f: f["time_per_step_s"] / 2)
     forms = rows[rows["backend"] == "float"].assign(
         backend="tfhe", backend_params='{"form": "packed"}', point_id=lambda f: f["point_id"] + "-p")
     literal = forms.assign(backend_params='{"form": "literal"}', point_id=lambda f: f["point_id"] + "-l")

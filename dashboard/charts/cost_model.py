@@ -57,7 +57,8 @@ def cost_model_chart(rows: pd.DataFrame) -> go.Figure:
         if reference not in median:
             continue
         relative = median.reindex(cells) / median[reference]
-        name = " ".join(filter(None, [f"measured: {backend}", variant])) + (f" · {machine}" if several else "")
+        name = " ".join(filter(None, [f"measured: {backend}", variant]))
+        name += f" · {machine}" if several else ""
         fig.add_trace(go.Bar(x=cells, y=relative, name=name, legendgroup="rel", hovertemplate=hover),
                       row=1, col=2)
     fig.add_hline(y=1.0, line={"color": "black", "width": 1}, row=1, col=2)
