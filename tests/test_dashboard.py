@@ -460,6 +460,13 @@ def test_encrypted_accuracy_is_drawn_against_depth_and_bit_width_beside_float(ro
     assert len(aware) == 1 and aware["float_value"].iloc[0] == 0.9 and aware["metric_value"].iloc[0] == 0.88
     floats = [t for t in fig.data if t.mode == "lines" and t.line.dash == "dot"]
     assert [t.y[0] for t in floats] == [0.9]
+    # an encrypted sample of one item beside the simulated whole set: never one line
+    sample = dict(gru_ckks, point_id="tfhe-1", backend="tfhe", backend_params='{"act_bits": 4}',
+                  ckks_depth_per_step=None, tfhe_act_bits=4, metric_value=0.0, n_eval=1)
+    points = encrypted_accuracy_points(pd.concat([both, as_stored([sample])], ignore_index=True))
+    tfhe = points[points["backend"] == "tfhe"]
+    assert sorted(tfhe["series"]) == sorted([f"as trained n={gru_ckks['n_eval']}", "as trained n=1"])
+    assert set(points.loc[points["backend"] == "ckks", "series"]) == {"as trained", "ckks-aware model"}
 
 
 # rnnbench report and rnnbench dashboard (input checks) ---------------------------------------------

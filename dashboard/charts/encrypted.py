@@ -63,7 +63,12 @@ def encrypted_chart(rows: pd.DataFrame) -> go.Figure:
         for cell, backend, label, machine in zip(points["cell"], points["backend"], labels,
                                                  points["machine_name"], strict=True)])
     points = points.sort_values("label", key=lambda s: s.map(series_sort_key))
-    fig = make_subplots(rows=2, cols=2, horizontal_spacing=0.1, vertical_spacing=0.2, subplot_titles=[
+    # Many points turn the category labels vertical (a folder of ckks-compare and tfhe-compare has
+    # 60): room for them under each row of panels, so the bars keep their height.
+    labels_px = 6 * int(points["label"].str.len().max()) if len(points) > 12 else 60
+    height = 2 * 240 + 2 * labels_px + 160
+    fig = make_subplots(rows=2, cols=2, horizontal_spacing=0.1, vertical_spacing=(labels_px + 60) / height,
+                        subplot_titles=[
         "seconds per step (median; bar: IQR)", "one sequence: where the time goes (s)",
         "per step: " + " / ".join(v for c, v in PER_STEP.items() if _present(points, c)),
         "bytes exchanged per sequence"])
@@ -106,7 +111,7 @@ def encrypted_chart(rows: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(title_text="s per sequence (T steps)", row=1, col=2)
     fig.update_yaxes(title_text="count", row=2, col=1)
     fig.update_yaxes(title_text="bytes", tickformat="~s", row=2, col=2)
-    fig.update_layout(title=title, template=TEMPLATE, height=640)
+    fig.update_layout(title=title, template=TEMPLATE, height=height)
     return legend_below(fig, points["cell"].nunique() + len(PHASE_COLOURS))
 
 
@@ -125,10 +130,13 @@ def encrypted_accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
         if column in table:
             x = x.where(table["backend"] != backend, table[column])
     table = table.assign(x=x).dropna(subset=["x"])
-    model = table["model_activations"].map(model_name)
+    model = table["model_activations"].map(model_name).replace("", "as trained").astype(str)
     hidden = table["hidden_size"].map(lambda h: f"H={h}") if table["hidden_size"].nunique() > 1 else ""
-    series = (model + " " + hidden).str.strip()
-    return table.assign(series=series.where(series != "", "as trained")).reset_index(drop=True)
+    # An encrypted sample of a few items beside the whole set in simulation: its own series.
+    varies = table.groupby("backend")["n_eval"].transform("nunique") > 1
+    items = table["n_eval"].map(lambda n: f"n={int(n)}").where(varies, "").astype(str)
+    series = (model + " " + hidden + " " + items).str.strip().str.replace(r"\s+", " ", regex=True)
+    return table.assign(series=series).reset_index(drop=True)
 
 
 def accuracy_vs_depth(rows: pd.DataFrame) -> go.Figure:
