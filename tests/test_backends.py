@@ -54,6 +54,48 @@ def test_float_kernel_in_input_chunks_with_packed_products(cell):
     assert np.abs(out - reference).max() <= 1e-4
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm", "reluadd"])
+@pytest.mark.parametrize(("threads", "batch"), [(2, 7), (2, 1), (3, 2), (3, 40)])
+def test_float_threads_split_the_batch_and_match_one_thread(cell, threads, batch):
+    """--threads N splits the batch into N runs of sequences (odd B, B < N, B = 1 unsplit); the
+    outputs are the one-thread outputs up to float rounding, in the same order."""
+    from rnnbench.backends import float32
+
+    weights, x, reference = _case(cell, batch)
+    one = backends.get("float").prepare(weights, {}, x).run(x)
+    split = backends.get("float").prepare(weights, {}, x, threads=threads).run(x)
+    assert split.shape == one.shape
+    assert np.abs(split - one).max() <= 1e-5  # MKL blocks a product of fewer rows differently
+    assert np.abs(split - reference).max() <= 1e-4
+    slices = float32.batch_slices(batch, threads)
+    assert len(slices) == min(threads, batch)
+    assert np.array_equal(np.concatenate([np.arange(batch)[s] for s in slices]), np.arange(batch))
+    assert max(s.stop - s.start for s in slices) - min(s.stop - s.start for s in slices) <= 1
+
+
+def test_mkl_threads_set_for_one_calling_thread_only():
+    """Each slice's thread runs MKL on one core, leaving other threads' count alone. (The lowercase
+    ``mkl_set_num_threads_local`` is MKL's Fortran entry point: called with an int it crashed.)"""
+    import threading
+
+    from rnnbench.backends import mkl
+
+    max_threads = mkl._LIB.MKL_Get_Max_Threads
+    torch.set_num_threads(2)
+    seen = []
+
+    def in_thread():
+        with mkl.one_thread_here():
+            seen.append(max_threads())
+        seen.append(max_threads())
+
+    worker = threading.Thread(target=in_thread)
+    worker.start()
+    worker.join()
+    assert seen == [1, 2]
+    assert max_threads() == 2
+
+
 def _python_calls(run, x) -> int:
     calls = [0]
 

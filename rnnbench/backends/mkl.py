@@ -10,12 +10,18 @@ threads through PyTorch's OpenMP runtime: ``torch.set_num_threads`` sets its thr
 Numba calls C functions by address through :func:`c_call`, an intrinsic whose generated
 code depends only on argument types; the addresses are passed as integers at run time,
 so kernels that use it stay cacheable (a ctypes object captured as a global would not be).
+
+:func:`set_local_threads` gives one calling thread its own MKL thread count, so that
+several Python threads can each run products on one core (the float backend's batch
+split at ``--threads N``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -43,6 +49,29 @@ _LIB.cblas_sgemm_pack_get_size.argtypes = [ctypes.c_int] * 4
 _LIB.cblas_sgemm_pack.restype = None
 _LIB.cblas_sgemm_pack.argtypes = [ctypes.c_int] * 6 + [ctypes.c_float, ctypes.c_void_p,
                                                         ctypes.c_int, ctypes.c_void_p]
+
+
+# MKL's C service functions are the mixed-case names and take ints by value. The lowercase
+# ``mkl_set_num_threads_local`` that libtorch_cpu also exports is the Fortran interface,
+# which takes a pointer: called with an int it reads address 1 and crashes the process.
+_LIB.MKL_Set_Num_Threads_Local.argtypes = [ctypes.c_int]
+_LIB.MKL_Set_Num_Threads_Local.restype = ctypes.c_int
+
+
+def set_local_threads(threads: int) -> int:
+    """Threads MKL uses for products called from this thread only (0: the process-wide
+    count again); returns this thread's previous setting."""
+    return _LIB.MKL_Set_Num_Threads_Local(threads)
+
+
+@contextmanager
+def one_thread_here() -> Iterator[None]:
+    """MKL on one thread for products called from this thread, inside the block."""
+    previous = set_local_threads(1)
+    try:
+        yield
+    finally:
+        set_local_threads(previous)
 
 
 def pack_weights(weight: np.ndarray, rows_of_a: int = 1) -> np.ndarray:
