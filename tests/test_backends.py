@@ -55,22 +55,29 @@ def test_float_kernel_in_input_chunks_with_packed_products(cell):
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "reluadd"])
-@pytest.mark.parametrize(("threads", "batch"), [(2, 7), (2, 1), (3, 2), (3, 40)])
-def test_float_threads_split_the_batch_and_match_one_thread(cell, threads, batch):
-    """--threads N splits the batch into N runs of sequences (odd B, B < N, B = 1 unsplit); the
-    outputs are the one-thread outputs up to float rounding, in the same order."""
+@pytest.mark.parametrize(("threads", "batch", "hidden", "split"), [
+    (2, 7, 24, "batch"), (3, 2, 24, "batch"), (3, 40, 24, "batch"), (2, 1, 24, "none"),
+    (2, 7, 260, "units"), (3, 2, 260, "units"), (2, 1, 260, "none"),
+])
+def test_float_threads_split_the_work_and_match_one_thread(cell, threads, batch, hidden, split):
+    """--threads N splits the batch (odd B, B < N) or, at large H, the hidden units (H not a
+    multiple of 16 per thread); one sequence is not split. The outputs are one thread's."""
     from rnnbench.backends import float32
 
-    weights, x, reference = _case(cell, batch)
+    weights, x, reference = _case(cell, batch, seq_len=20, hidden=hidden)
     one = backends.get("float").prepare(weights, {}, x).run(x)
-    split = backends.get("float").prepare(weights, {}, x, threads=threads).run(x)
-    assert split.shape == one.shape
-    assert np.abs(split - one).max() <= 1e-5  # MKL blocks a product of fewer rows differently
-    assert np.abs(split - reference).max() <= 1e-4
+    prepared = backends.get("float").prepare(weights, {}, x, threads=threads)
+    assert prepared.split(batch) == split
+    out = prepared.run(x)
+    assert out.shape == one.shape
+    assert np.abs(out - one).max() <= 1e-5  # MKL may block a smaller product differently
+    assert np.abs(out - reference).max() <= 1e-4
     slices = float32.batch_slices(batch, threads)
     assert len(slices) == min(threads, batch)
     assert np.array_equal(np.concatenate([np.arange(batch)[s] for s in slices]), np.arange(batch))
-    assert max(s.stop - s.start for s in slices) - min(s.stop - s.start for s in slices) <= 1
+    ranges = float32.unit_ranges(hidden, threads)
+    assert [u for first, last in ranges for u in range(first, last)] == list(range(hidden))
+    assert all(first % 16 == 0 for first, _ in ranges)
 
 
 def test_mkl_threads_set_for_one_calling_thread_only():

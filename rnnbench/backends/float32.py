@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -35,6 +35,7 @@ from rnnbench.backends import (
     mkl,
     simd,  # noqa: F401  (before any compilation)
 )
+from rnnbench.backends.barrier import SCHED_YIELD, new_barrier, wait
 from rnnbench.backends.base import Backend, Prepared
 from rnnbench.backends.mkl import NO_TRANS, PACKED, ROW_MAJOR, c_call
 from rnnbench.cells import Weights
@@ -190,23 +191,30 @@ def _matvec(w_hh, h, gh):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
-def run_sequences(cell, x, w_ih_packed, b_in, w_hh, w_hh_packed, b_hn, hand_matvec, sgemm):
-    """Run ``x`` [T, B, I] from a zero state; return ``(outputs [T, B, H], h, c)``.
+def run_sequences(cell, x, w_ih_packed, b_in, w_hh, w_hh_packed, b_hn, first_unit, hand_matvec,
+                  out, first_seq, barrier, sgemm, sched_yield):
+    """Run ``x`` [T, b, I] from a zero state, writing hidden units ``first_unit`` onwards of
+    every step into sequences ``first_seq`` onwards of ``out`` [T, B, H]. Threads that split
+    the hidden units meet at ``barrier`` (:mod:`rnnbench.backends.barrier`) after each step,
+    since the next step needs every unit; threads that split the batch never wait.
 
-    ``w_ih_packed``/``w_hh_packed`` are MKL's packed ``W_ih^T``/``W_hh^T`` and ``sgemm`` the
-    address of ``cblas_sgemm_compute``; ``hand_matvec`` runs a single sequence's recurrent
-    product by hand on ``w_hh`` [G*H, H] instead. ``b_in`` holds every bias that can be
-    added to the input projection (the elementwise update adds it); ``b_hn`` is GRU's and reluadd's
-    recurrent bias of the n block (unused by LSTM).
+    The weights are those of this thread's units, gate by gate: ``w_ih_packed``/``w_hh_packed``
+    are MKL's packed ``W_ih^T``/``W_hh^T`` of their rows and ``sgemm`` the address of
+    ``cblas_sgemm_compute``. ``hand_matvec`` runs a single sequence's recurrent product by
+    hand on ``w_hh`` [G*H, H] instead (all units). ``b_in`` holds every bias that can be
+    added to the input projection (the elementwise update adds it); ``b_hn`` is GRU's and
+    reluadd's recurrent bias of the n block (unused by LSTM).
     """
     seq_len, batch, inputs = x.shape
-    rows, hidden = w_hh.shape
+    hidden = out.shape[2]
+    rows = b_in.shape[0]  # this thread's rows of every gate
+    units = rows // (4 if cell == LSTM else 3)
+    last = first_unit + units
     i32, f32 = np.int32, np.float32
     chunk = max(1, min(seq_len, INPUT_CHUNK_FLOATS // (batch * rows)))
     gi = np.empty((chunk * batch, rows), np.float32)
-    out = np.empty((seq_len, batch, hidden), np.float32)
     h_prev = np.zeros((batch, hidden), np.float32)
-    c = np.zeros((batch, hidden), np.float32)
+    c = np.zeros((batch, units), np.float32)
     gh = np.empty((batch, rows), np.float32)
     for t in range(seq_len):
         if t % chunk == 0:  # the input projection of the next chunk of steps
@@ -220,76 +228,130 @@ def run_sequences(cell, x, w_ih_packed, b_in, w_hh, w_hh_packed, b_hn, hand_matv
             c_call(sgemm, (i32(ROW_MAJOR), i32(NO_TRANS), i32(PACKED), i32(batch), i32(rows),
                            i32(hidden), h_prev, i32(hidden), w_hh_packed, i32(hidden), f32(0.0),
                            gh, i32(rows)))
-        h = out[t]  # the new state is written straight into the outputs
+        h = out[t][first_seq : first_seq + batch]  # the new state is written straight into the outputs
         for b in range(batch):
             g = gi[(t % chunk) * batch + b]
             if cell == GRU:
-                _gru_units(g, b_in, gh[b], b_hn, h_prev[b], h[b], hidden)
+                _gru_units(g, b_in, gh[b], b_hn, h_prev[b, first_unit:last], h[b, first_unit:last],
+                           units)
             elif cell == LSTM:
-                _lstm_units(g, b_in, gh[b], h[b], c[b], hidden)
+                _lstm_units(g, b_in, gh[b], h[b, first_unit:last], c[b], units)
             else:
-                _reluadd_units(g, b_in, gh[b], b_hn, h_prev[b], h[b], hidden)
+                _reluadd_units(g, b_in, gh[b], b_hn, h_prev[b, first_unit:last],
+                               h[b, first_unit:last], units)
+        wait(barrier, sched_yield)
         h_prev = h
-    return out, h_prev, c
+
+
+# At --threads N, from this hidden size on the hidden units are split across threads (each
+# thread all sequences, its units' weight rows, one barrier per step); below it the batch.
+# Measured at 2 threads, B = 32 (Xeon, 2026-12-02): the unit split took 0.82-0.90x the batch
+# split's time at H = 1024 and LSTM H = 256 (each core streams half the weights, MKL gets all
+# 32 rows), 1.2-1.7x at H <= 64, where the barrier costs about what a step does.
+UNIT_SPLIT_MIN_HIDDEN = 256
+
+
+class _Units(NamedTuple):
+    """The weights of a range of hidden units, every gate's rows for them."""
+
+    first: int
+    w_ih_packed: np.ndarray
+    b_in: np.ndarray
+    w_hh_packed: np.ndarray
+    b_hn: np.ndarray
+
+
+def unit_ranges(hidden: int, threads: int) -> list[tuple[int, int]]:
+    """Contiguous ranges of hidden units, one per thread, at multiples of 16 units (a 64-byte
+    cache line of float32) so no two threads write one line of the state."""
+    bounds = (np.linspace(0, hidden // 16, threads + 1).round().astype(int) * 16).tolist()
+    bounds[-1] = hidden
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def batch_slices(batch: int, threads: int) -> list[slice]:
-    """How ``threads`` threads share a batch: contiguous runs of sequences, one per thread.
-
-    One slice means no split: a single sequence cannot be divided, so MKL's own threads
-    split its products instead (see :class:`FusedFloat`).
-    """
-    if threads == 1 or batch == 1:
-        return [slice(0, batch)]
-    bounds = np.linspace(0, batch, min(threads, batch) + 1).round().astype(int)
+    """How ``threads`` threads share a batch: contiguous runs of sequences, one per thread."""
+    bounds = np.linspace(0, batch, min(threads, batch) + 1).round().astype(int).tolist()
     return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 class FusedFloat(Prepared):
-    """The compiled kernel over prepared weights.
+    """The compiled kernel over prepared weights, on ``threads`` threads.
 
-    With ``threads`` > 1 a batch is split into that many slices of sequences: the calling
-    thread runs the first, a pool the others, each through the whole compiled loop with MKL
-    on one thread (:func:`mkl.one_thread_here`; the kernel releases the GIL). Letting MKL's
-    OpenMP threads split each step's product instead leaves the elementwise update, and
-    every call's fork and join, on one thread: at B=32 that gained 1.2-1.4x from the second
-    core where the split gains up to 1.9x. A single sequence still uses MKL's threads. The
-    sequences of a batch are independent, so a split changes only how MKL blocks each
-    product (float rounding).
+    One thread runs everything in one call. With more, the calling thread and a pool each
+    run the compiled loop with MKL on one thread (:func:`mkl.one_thread_here`; the kernel
+    releases the GIL), over a split of the work (:func:`split`):
+
+    * a batch of several sequences: below ``UNIT_SPLIT_MIN_HIDDEN`` the batch is split
+      (:func:`batch_slices`), each thread running its sequences; from it on the hidden units
+      are (:func:`unit_ranges`), each thread running every sequence for its units and all
+      meeting at a barrier after each step;
+    * a single sequence: MKL's own OpenMP threads split each step's products.
+
+    Letting MKL's threads split each product of a batch instead (the only split before)
+    left the elementwise update, and each call's fork and join, on one thread: at B = 32 the
+    second core gained 1.0-1.4x where these splits gain up to 1.8x. The splits change only
+    how MKL blocks each product, so the outputs equal one thread's up to float rounding.
     """
 
     def __init__(self, weights: Weights, threads: int = 1) -> None:
         self.cell = CELL_CODES[weights.cell]
-        hidden = weights.hidden_size
-        self.w_ih_packed = mkl.pack_weights(weights.weight_ih)
+        self.hidden = weights.hidden_size
         self.w_hh = np.ascontiguousarray(weights.weight_hh, dtype=np.float32)
-        self.w_hh_packed = mkl.pack_weights(weights.weight_hh)
-        # All biases but GRU's/reluadd's b_hn (which r gates) fold into the input projection.
-        folded = weights.weight_hh.shape[0] if self.cell == LSTM else 2 * hidden
-        self.b_in = weights.bias_ih.copy()
-        self.b_in[:folded] += weights.bias_hh[:folded]
-        self.b_hn = np.ascontiguousarray(weights.bias_hh[2 * hidden : 3 * hidden])
-        # With more threads MKL splits a single sequence's product; the hand matvec runs on one.
-        self.hand_matvec_allowed = hidden <= MATVEC_MAX_HIDDEN and threads == 1
         self.threads = threads
+        self.all_units = self._pack_units(weights, 0, self.hidden)
+        self.unit_parts = ([self._pack_units(weights, *r) for r in unit_ranges(self.hidden, threads)]
+                           if threads > 1 and self.hidden >= UNIT_SPLIT_MIN_HIDDEN else [])
+        # With more threads MKL splits a single sequence's product; the hand matvec runs on one.
+        self.hand_matvec_allowed = self.hidden <= MATVEC_MAX_HIDDEN and threads == 1
         self.pool = (ThreadPoolExecutor(threads - 1, "rnnbench-float", initializer=mkl.set_local_threads,
                                         initargs=(1,)) if threads > 1 else None)
 
-    def _run_slice(self, x: np.ndarray, hand_matvec: bool = False) -> np.ndarray:
-        out, _, _ = run_sequences(self.cell, x, self.w_ih_packed, self.b_in, self.w_hh,
-                                  self.w_hh_packed, self.b_hn, hand_matvec, mkl.SGEMM_COMPUTE)
-        return out
+    def _pack_units(self, weights: Weights, first: int, last: int) -> _Units:
+        hidden = self.hidden
+        gates = weights.weight_hh.shape[0] // hidden
+        rows = np.concatenate([np.arange(g * hidden + first, g * hidden + last) for g in range(gates)])
+        # All biases but GRU's/reluadd's b_hn (which r gates) fold into the input projection.
+        folded = gates * hidden if self.cell == LSTM else 2 * hidden
+        b_in = weights.bias_ih.copy()
+        b_in[:folded] += weights.bias_hh[:folded]
+        return _Units(first, mkl.pack_weights(weights.weight_ih[rows]), np.ascontiguousarray(b_in[rows]),
+                      mkl.pack_weights(weights.weight_hh[rows]),
+                      np.ascontiguousarray(weights.bias_hh[2 * hidden + first : 2 * hidden + last]))
+
+    def _run(self, x: np.ndarray, out: np.ndarray, units: _Units, barrier: np.ndarray,
+             first_seq: int = 0, hand_matvec: bool = False) -> None:
+        run_sequences(self.cell, x, units.w_ih_packed, units.b_in, self.w_hh, units.w_hh_packed,
+                      units.b_hn, units.first, hand_matvec, out, first_seq, barrier, mkl.SGEMM_COMPUTE,
+                      SCHED_YIELD)
+
+    def split(self, batch: int) -> str:
+        """``"none"``, ``"batch"`` or ``"units"``: how this many sequences share the threads."""
+        if self.threads == 1 or batch == 1:
+            return "none"
+        return "units" if self.unit_parts else "batch"
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        slices = batch_slices(x.shape[1], self.threads)
-        if len(slices) == 1:
-            x = np.ascontiguousarray(x, dtype=np.float32)
-            return self._run_slice(x, self.hand_matvec_allowed and x.shape[1] == 1)
-        parts = [np.ascontiguousarray(x[:, s], dtype=np.float32) for s in slices]
-        others = [self.pool.submit(self._run_slice, part) for part in parts[1:]]
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        seq_len, batch, _ = x.shape
+        out = np.empty((seq_len, batch, self.hidden), np.float32)
+        how = self.split(batch)
+        if how == "none":
+            self._run(x, out, self.all_units, new_barrier(1), 0, self.hand_matvec_allowed and batch == 1)
+            return out
+        if how == "units":
+            barrier = new_barrier(len(self.unit_parts))
+            work = [(x, out, units, barrier) for units in self.unit_parts]
+        else:
+            slices = batch_slices(batch, self.threads)
+            work = [(np.ascontiguousarray(x[:, s]), out, self.all_units, new_barrier(1), s.start)
+                    for s in slices]
+        others = [self.pool.submit(self._run, *args) for args in work[1:]]
         with mkl.one_thread_here():
-            first = self._run_slice(parts[0])
-        return np.concatenate([first] + [f.result() for f in others], axis=1)
+            self._run(*work[0])
+        for other in others:
+            other.result()
+        return out
 
 
 class FloatBackend(Backend):
