@@ -14,6 +14,10 @@ instead uses a hand-written matrix-vector product, where MKL's call costs more t
 product. (Numba's own ``np.dot`` goes through SciPy's OpenBLAS, whose sgemm reached about
 10-20 GFLOP/s at B=32, H=1024 on this project's Intel Xeon (AVX-512, AMX), against MKL's 160 packed.)
 
+At ``--threads N`` the calling thread and a pool each run this compiled loop with MKL on
+one thread, over a share of the batch or, from H = 256, of the hidden units (one spinning
+barrier per step, :mod:`rnnbench.backends.barrier`); see :class:`FusedFloat`.
+
 The elementwise update is a separate loop over the hidden units that reads ``gi`` and
 ``gh`` directly (no accumulator copies) and compiles to AVX-512/AVX2 code: sigmoid and
 tanh use the same kind of rational approximation as ONNX Runtime's MLAS and Eigen
