@@ -75,9 +75,11 @@ def test_float_threads_split_the_work_and_match_one_thread(cell, threads, batch,
     slices = float32.batch_slices(batch, threads)
     assert len(slices) == min(threads, batch)
     assert np.array_equal(np.concatenate([np.arange(batch)[s] for s in slices]), np.arange(batch))
-    ranges = float32.unit_ranges(hidden, threads)
-    assert [u for first, last in ranges for u in range(first, last)] == list(range(hidden))
-    assert all(first % 16 == 0 for first, _ in ranges)
+    for units, parts in ((hidden, threads), (40, 3), (20, 2)):  # at least 16 units per part
+        ranges = float32.unit_ranges(units, parts)
+        assert len(ranges) == min(parts, max(1, units // 16))
+        assert [u for first, last in ranges for u in range(first, last)] == list(range(units))
+        assert all(first % 16 == 0 for first, _ in ranges)
 
 
 def test_mkl_threads_set_for_one_calling_thread_only():

@@ -266,9 +266,11 @@ class _Units(NamedTuple):
 
 
 def unit_ranges(hidden: int, threads: int) -> list[tuple[int, int]]:
-    """Contiguous ranges of hidden units, one per thread, at multiples of 16 units (a 64-byte
-    cache line of float32) so no two threads write one line of the state."""
-    bounds = (np.linspace(0, hidden // 16, threads + 1).round().astype(int) * 16).tolist()
+    """Contiguous ranges of hidden units, one per thread (fewer if there are fewer than 16
+    units per thread), at multiples of 16 units (a 64-byte cache line of float32) so that no
+    two threads write one line of the state."""
+    parts = max(1, min(threads, hidden // 16))
+    bounds = (np.linspace(0, hidden // 16, parts + 1).round().astype(int) * 16).tolist()
     bounds[-1] = hidden
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
