@@ -28,6 +28,7 @@ against a zero divisor, a branch that keeps LLVM from vectorising the loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -254,6 +255,8 @@ def run_sequences(cell, x, w_ih_packed, b_in, w_hh, w_hh_packed, b_hn, first_uni
 # 32 rows), 1.2-1.7x at H <= 64, where the barrier costs about what a step does.
 UNIT_SPLIT_MIN_HIDDEN = 256
 
+NO_WAIT = new_barrier(1)  # for threads that share no units (read only: one thread never waits)
+
 
 class _Units(NamedTuple):
     """The weights of a range of hidden units, every gate's rows for them."""
@@ -275,10 +278,11 @@ def unit_ranges(hidden: int, threads: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def batch_slices(batch: int, threads: int) -> list[slice]:
+@functools.cache
+def batch_slices(batch: int, threads: int) -> tuple[slice, ...]:
     """How ``threads`` threads share a batch: contiguous runs of sequences, one per thread."""
     bounds = np.linspace(0, batch, min(threads, batch) + 1).round().astype(int).tolist()
-    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+    return tuple(slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True))
 
 
 class FusedFloat(Prepared):
@@ -326,7 +330,12 @@ class FusedFloat(Prepared):
                       np.ascontiguousarray(weights.bias_hh[2 * hidden + first : 2 * hidden + last]))
 
     def _run(self, x: np.ndarray, out: np.ndarray, units: _Units, barrier: np.ndarray,
-             first_seq: int = 0, hand_matvec: bool = False) -> None:
+             sequences: slice | None = None, hand_matvec: bool = False) -> None:
+        """The compiled loop for ``units`` over ``sequences`` of ``x`` (all by default); each
+        thread copies its own sequences, so that the first starts while the others wake up."""
+        first_seq = 0
+        if sequences is not None:
+            x, first_seq = np.ascontiguousarray(x[:, sequences]), sequences.start
         run_sequences(self.cell, x, units.w_ih_packed, units.b_in, self.w_hh, units.w_hh_packed,
                       units.b_hn, units.first, hand_matvec, out, first_seq, barrier, mkl.SGEMM_COMPUTE,
                       SCHED_YIELD)
@@ -343,15 +352,13 @@ class FusedFloat(Prepared):
         out = np.empty((seq_len, batch, self.hidden), np.float32)
         how = self.split(batch)
         if how == "none":
-            self._run(x, out, self.all_units, new_barrier(1), 0, self.hand_matvec_allowed and batch == 1)
+            self._run(x, out, self.all_units, NO_WAIT, None, self.hand_matvec_allowed and batch == 1)
             return out
         if how == "units":
             barrier = new_barrier(len(self.unit_parts))
             work = [(x, out, units, barrier) for units in self.unit_parts]
         else:
-            slices = batch_slices(batch, self.threads)
-            work = [(np.ascontiguousarray(x[:, s]), out, self.all_units, new_barrier(1), s.start)
-                    for s in slices]
+            work = [(x, out, self.all_units, NO_WAIT, s) for s in batch_slices(batch, self.threads)]
         others = [self.pool.submit(self._run, *args) for args in work[1:]]
         with mkl.one_thread_here():
             self._run(*work[0])
