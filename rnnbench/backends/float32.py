@@ -299,9 +299,10 @@ class FusedFloat(Prepared):
     * a single sequence: MKL's own OpenMP threads split each step's products.
 
     Letting MKL's threads split each product of a batch instead (the only split before)
-    left the elementwise update, and each call's fork and join, on one thread: at B = 32 the
-    second core gained 1.0-1.4x where these splits gain up to 1.8x. The splits change only
-    how MKL blocks each product, so the outputs equal one thread's up to float rounding.
+    left the elementwise update, and each call's fork and join, on one thread: at B = 32 and
+    H >= 64 the second core took 0.7-1.6x off one thread's time, where these splits take
+    1.0-2.0x off (README, ``--threads 2``). The splits change only how MKL blocks each
+    product, so the outputs equal one thread's up to float rounding.
     """
 
     def __init__(self, weights: Weights, threads: int = 1) -> None:

@@ -12,8 +12,8 @@ code depends only on argument types; the addresses are passed as integers at run
 so kernels that use it stay cacheable (a ctypes object captured as a global would not be).
 
 :func:`set_local_threads` gives one calling thread its own MKL thread count, so that
-several Python threads can each run products on one core (the float backend's batch
-split at ``--threads N``).
+several Python threads can each run products on one core (the float backend's splits
+at ``--threads N``).
 """
 
 from __future__ import annotations
