@@ -300,8 +300,8 @@ class FusedFloat(Prepared):
 
     Letting MKL's threads split each product of a batch instead (the only split before)
     left the elementwise update, and each call's fork and join, on one thread: at B = 32 and
-    H >= 64 the second core took 0.7-1.6x off one thread's time, where these splits take
-    1.0-2.0x off (README, ``--threads 2``). The splits change only how MKL blocks each
+    H >= 64 two threads ran 0.7-1.6x as fast as one that way, and 1.0-2.0x as fast with
+    these splits (README, ``--threads 2``). The splits change only how MKL blocks each
     product, so the outputs equal one thread's up to float rounding.
     """
 
