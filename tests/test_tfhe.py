@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,15 +40,17 @@ print(json.dumps({"out": out.tolist(), "pbs": prepared.stats["programmable_boots
 """
 
 
-def _simulated(cell: str, form: str, act_bits: int, mode: str = "composed", simulate: bool = True) -> dict:
-    command = [str(TFHE_PYTHON), "-W", "ignore", "-c", _SIMULATE, cell, form, str(act_bits), mode,
-               str(simulate)]
-    done = subprocess.run(command,
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(tfhe.REPO_ROOT)})
+def _in_tfhe_env(script: str, *args: str, timeout: float = 600, marker: str = "") -> Any:
+    """Run ``script`` in the TFHE environment; its result is the last stdout line starting with
+    ``marker`` (Concrete writes its simulation warnings to stdout too), as JSON."""
+    done = subprocess.run([str(TFHE_PYTHON), "-W", "ignore", "-c", script, *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(tfhe.REPO_ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]
-    # Concrete writes its simulation warnings to stdout too: the result is the line of JSON.
-    return json.loads(next(line for line in done.stdout.splitlines() if line.startswith('{"out"')))
+    return json.loads([line for line in done.stdout.splitlines() if line.startswith(marker)][-1])
+
+
+def _simulated(cell: str, form: str, act_bits: int, mode: str = "composed", simulate: bool = True) -> dict:
+    return _in_tfhe_env(_SIMULATE, cell, form, str(act_bits), mode, str(simulate), marker='{"out"')
 
 
 def _reference(cell: str, form: str, act_bits: int) -> np.ndarray:
@@ -87,10 +90,7 @@ print(json.dumps([[a, b, int(compiled.simulate(a, b))] for a, b in pairs]))
 @needs_env
 def test_product_of_unsigned_and_signed_values_is_exact() -> None:
     """GRU's ``(1 - z) * n``: Concrete reads an unsigned operand as signed at the common width."""
-    done = subprocess.run([str(TFHE_PYTHON), "-W", "ignore", "-c", _PRODUCT], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(tfhe.REPO_ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    got = json.loads(done.stdout.splitlines()[-1])
+    got = _in_tfhe_env(_PRODUCT)
     assert [(a, b, p) for a, b, p in got if a * b != p] == []
 
 
@@ -131,10 +131,7 @@ print(json.dumps(counts))
 @needs_env
 def test_pbs_counts_match_concretes_statistics() -> None:
     """The PBS the scheme predicts from its trace (roundings, fused and constant tables included)."""
-    done = subprocess.run([str(TFHE_PYTHON), "-W", "ignore", "-c", _PBS], capture_output=True,
-                          text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(tfhe.REPO_ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    counts = json.loads(done.stdout.splitlines()[-1])
+    counts = _in_tfhe_env(_PBS, timeout=900)
     assert len(counts) == 6
     for name, (concrete, predicted) in counts.items():
         assert predicted == concrete, name

@@ -82,22 +82,34 @@ def parse_names(value: str, valid: list[str], what: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def parse_ints(value: str | int, option: str, minimum: int = 1) -> list[int]:
-    """``"10,100"`` -> ``[10, 100]``; each an integer in ``[minimum, INT64_MAX]``, duplicates removed."""
+def parse_list(value: str | int, option: str, convert: Callable[[str], Any], noun: str, example: str,
+               check: Callable[[Any, str], Any]) -> list:
+    """``"a,b"`` -> each item ``convert``-ed and ``check``-ed (``check(value, item)`` returns the
+    value or raises :class:`InputError`), duplicates removed: one message for every option's list."""
     items = [v.strip() for v in str(value).split(",") if v.strip()]
     if not items:
-        raise InputError(f"{option} is empty; give integers like 10,100")
-    numbers = []
+        raise InputError(f"{option} is empty; give {noun}s like {example}")
+    values = []
     for item in items:
         try:
-            number = int(item)
+            converted = convert(item)
         except ValueError:
-            raise InputError(f"{option}: {item!r} is not an integer") from None
+            article = "an" if noun[0] in "aeiou" else "a"
+            raise InputError(f"{option}: {item!r} is not {article} {noun}") from None
+        values.append(check(converted, item))
+    return list(dict.fromkeys(values))
+
+
+def parse_ints(value: str | int, option: str, minimum: int = 1) -> list[int]:
+    """``"10,100"`` -> ``[10, 100]``; each an integer in ``[minimum, INT64_MAX]``, duplicates removed."""
+
+    def check(number: int, item: str) -> int:
         if number < minimum:
             what = {0: "non-negative", 1: "positive"}.get(minimum, f"at least {minimum}")
             raise InputError(f"{option}: {number} is not {what}")
-        numbers.append(check_int(number, option, minimum))  # the int64 bound
-    return list(dict.fromkeys(numbers))
+        return check_int(number, option, minimum)  # the int64 bound
+
+    return parse_list(value, option, int, "integer", "10,100", check)
 
 
 def parse_positive_ints(value: str | int, option: str) -> list[int]:

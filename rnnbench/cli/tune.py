@@ -25,6 +25,7 @@ from rnnbench.cli.common import (
     err,
     fail,
     parse_ints,
+    parse_list,
     parse_names,
     print_table,
     results_path,
@@ -60,21 +61,15 @@ class TunePlan:
 
 def parse_floats(value: str, option: str, positive: bool = True) -> list[float]:
     """``"1e-3,2e-3"`` -> ``[0.001, 0.002]``: finite numbers (positive unless told), duplicates removed."""
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise InputError(f"{option} is empty; give numbers like 1e-3,2e-3")
-    numbers = []
-    for item in items:
-        try:
-            number = float(item)
-        except ValueError:
-            raise InputError(f"{option}: {item!r} is not a number") from None
+
+    def check(number: float, item: str) -> float:
         if positive:
             check_positive_float(number, option)
         elif not math.isfinite(number):
             raise InputError(f"{option} must be finite, got {item}")
-        numbers.append(number)
-    return list(dict.fromkeys(numbers))
+        return number
+
+    return parse_list(value, option, float, "number", "1e-3,2e-3", check)
 
 
 def parse_setting(item: str, base: TrainConfig, valid_cells: list[str]) -> tuple[str, TrainConfig]:

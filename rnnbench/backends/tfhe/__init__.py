@@ -182,7 +182,7 @@ class TfheBackend(Backend):
 
     def prepare(self, weights: Weights, params: Mapping[str, Any], calibration: np.ndarray,
                 threads: int = 1) -> Prepared:
-        return EncryptedCell(weights, validate(params), calibration, calibration.shape[1])
+        return self.prepare_for(weights, params, calibration, calibration.shape[1], threads)
 
     def prepare_for(self, weights: Weights, params: Mapping[str, Any], calibration: np.ndarray,
                     batch_size: int, threads: int = 1) -> Prepared:
